@@ -36,8 +36,25 @@ def available_commands() -> dict:
     return found
 
 
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """'--means -5,-5;5,5' → '--means=-5,-5;5,5': argparse would read the value as a flag."""
+    out = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if (tok.startswith("--") and "=" not in tok and nxt is not None and len(nxt) > 1
+                and nxt[0] == "-" and (nxt[1].isdigit() or nxt[1] == ".")):
+            out.append(f"{tok}={nxt}")
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _attach_negative_values(list(sys.argv[1:] if argv is None else argv))
     commands = available_commands()
     parser = OneLineParser(prog="python -m engine", description="Score Lab engine")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)

@@ -67,10 +67,15 @@ def ratio_from_overlap(dim: int, target: float = 0.5) -> float:
     """γ = σ_{i−1}/σ_i > 1 with overlap(γ, D) = target (NCSNv2 uses 0.5)."""
     if dim < 1:
         raise ScheduleError("The data dimension must be at least 1.")
-    f = lambda g: overlap(g, dim) - target  # noqa: E731 — decreasing in γ on (1, ∞)
-    hi = 2.0
-    while f(hi) > 0:
-        hi *= 2
+    f = lambda g: overlap(g, dim) - target  # noqa: E731
+    # In high dimension the overlap falls from ~1 at γ = 1 towards 0; in very low dimension it
+    # never drops to the target (the rule is meant for images), so say so instead of looping.
+    grid = np.geomspace(1.0 + 1e-9, 1e3, 4000)
+    below = [g for g in grid if f(g) < 0]
+    if f(1.0 + 1e-12) <= 0 or not below:
+        raise ScheduleError(f"No ratio γ gives overlap {target} in {dim} dimensions; the NCSNv2 "
+                            f"overlap rule applies to high-dimensional data — choose L by hand.")
+    hi = below[0]
     return float(brentq(f, 1.0 + 1e-12, hi, xtol=1e-12))
 
 
