@@ -112,17 +112,17 @@ class GaussianMixture:
 
     def score(self, x: torch.Tensor, sigma: float | torch.Tensor = 0.0) -> torch.Tensor:
         """Exact ∇_x log p_σ(x) = Σ_k r_k · (−(x − μ_k)/(s_k² + σ²)): (N, d)."""
-        means, log_w, var = self.tensors(x.device, x.dtype)
-        if isinstance(sigma, torch.Tensor):
+        if isinstance(sigma, torch.Tensor) or x.dim() != 2:
             return self._score_general(x, sigma)
-        # Fast path for a float σ (the samplers' case). Component-major layout (K, N, d) keeps the
-        # reductions over K contiguous: about 2x faster than (N, K, d) for small particle sets.
-        inv_var, const = self._level_constants(x, float(sigma))
-        diff = x.unsqueeze(0) - means.unsqueeze(1)            # (K, N, d)
-        scaled = diff * inv_var                                # (x − μ_k)/v_k
-        logits = const - 0.5 * (diff * scaled).sum(-1)         # (K, N)
+        # Fast path for a float σ (the samplers' case). Layout (K, d, N): particles along the
+        # contiguous last axis, so the small reductions over d and K are vectorised over N
+        # (about 1.5-2x faster than (K, N, d) for 2D particle sets; the numbers are identical).
+        mean_col, neg_inv_var, const = self._level_constants(x, float(sigma))
+        diff = x.T.unsqueeze(0) - mean_col                     # (K, d, N)
+        scaled = diff * neg_inv_var                            # −(x − μ_k)/v_k
+        logits = torch.add(const, (diff * scaled).sum(1), alpha=0.5)  # (K, N)
         resp = torch.softmax(logits, dim=0)
-        return -(resp.unsqueeze(-1) * scaled).sum(0)
+        return (resp.unsqueeze(1) * scaled).sum(0).T
 
     def _score_general(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         means, log_w, var = self.tensors(x.device, x.dtype)
@@ -134,17 +134,19 @@ class GaussianMixture:
         return -(resp.unsqueeze(-1) * scaled).sum(-2)
 
     def _level_constants(self, x: torch.Tensor, sigma: float):
-        """(1/v_k with v_k = s_k² + σ², log w_k − ½ log|V_k|) for a float σ, shaped for (K, N, d)."""
-        key = (str(x.device), x.dtype, sigma)
+        """(μ_k, −1/v_k with v_k = s_k² + σ², log w_k − ½ log|V_k|) for a float σ, shaped for the
+        (K, d, N) layout of the fast score path."""
+        key = (x.device, x.dtype, sigma)
         cache = self.__dict__.setdefault("_level_cache", {})
-        if key not in cache:
+        found = cache.get(key)
+        if found is None:
             if len(cache) > 512:
                 cache.clear()
-            _, log_w, var = self.tensors(x.device, x.dtype)
+            means, log_w, var = self.tensors(x.device, x.dtype)
             var = var + sigma**2
             const = log_w - 0.5 * torch.log(var).sum(-1)
-            cache[key] = ((1.0 / var).unsqueeze(1), const.unsqueeze(1))
-        return cache[key]
+            found = cache[key] = (means.unsqueeze(-1), (-1.0 / var).unsqueeze(-1), const.unsqueeze(-1))
+        return found
 
     def sample(self, n: int, generator: torch.Generator | None = None, sigma: float = 0.0,
                dtype=torch.float32) -> torch.Tensor:

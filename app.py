@@ -1,0 +1,40 @@
+"""Score Lab: `streamlit run app.py`. Navigation, and the sidebar controls every page shares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from engine.device import available_devices
+
+ROOT = Path(__file__).resolve().parent
+
+# (file, title, icon). Pages whose file is not there (yet) are left out, so the app always runs.
+PAGES = [
+    ("pages/home.py", "Home", ":material/home:"),
+    ("pages/scores.py", "Scores", ":material/explore:"),
+    ("pages/langevin.py", "Langevin vs annealed", ":material/scatter_plot:"),
+    ("pages/train.py", "Train", ":material/model_training:"),
+    ("pages/mnist.py", "MNIST", ":material/draw:"),
+    ("pages/sde.py", "SDEs", ":material/timeline:"),
+]
+
+st.set_page_config(page_title="Score Lab", page_icon=":material/scatter_plot:", layout="wide")
+
+pages = [st.Page(path, title=title, icon=icon, default=(path == "pages/home.py"))
+         for path, title, icon in PAGES if (ROOT / path).exists()]
+current = st.navigation(pages)
+
+with st.sidebar:
+    st.markdown("### Score Lab")
+    # Defined here (not in a page) so the values survive page switches.
+    st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed",
+                    help="Every random draw (initial particles, Langevin noise, training) uses it: "
+                         "the same seed and sliders give the same picture.")
+    devices = available_devices()
+    st.selectbox("Device", devices, index=0, key="device",
+                 help="Where networks train and sample. Exact-score samplers on 2D mixtures run "
+                      "on the CPU: their tensors are tiny.")
+
+current.run()

@@ -1,0 +1,232 @@
+"""Plotly figures from arrays (no Streamlit here): density maps, score fields, particles,
+trajectories, client-side animations and bar charts.
+
+Every builder takes NumPy arrays (or lists) and returns a `plotly.graph_objects.Figure`.
+Point clouds are sent as float32 arrays (Plotly 6 encodes them as compact base64) and drawn with
+`Scattergl`; animations carry their frames so they play in the browser without a rerun.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+# Colours shared by the pages: plain Langevin, annealed Langevin, target, exact samples.
+PLAIN = "#d62728"
+ANNEALED = "#1f77b4"
+TARGET = "#2ca02c"
+MEAN_MARKER = dict(symbol="x", size=11, color="black", line=dict(width=1))
+_FONT = dict(size=13)
+
+
+def _f32(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+def _figure(data, layout: dict, frames=None) -> go.Figure:
+    """go.Figure without re-validating every nested property (the arrays are ours)."""
+    base = dict(margin=dict(l=10, r=10, t=40, b=10), font=_FONT, template="plotly_white")
+    base.update(layout)
+    fig = go.Figure(data=data, layout=base, frames=frames, skip_invalid=False)
+    return fig
+
+
+def _square_axes(lo: float, hi: float, n_panels: int = 1, gap: float = 0.06) -> dict:
+    """Layout entries for n side-by-side panels with equal aspect and a shared range."""
+    width = (1.0 - gap * (n_panels - 1)) / n_panels
+    layout = {}
+    for i in range(n_panels):
+        suffix = "" if i == 0 else str(i + 1)
+        x0 = i * (width + gap)
+        layout[f"xaxis{suffix}"] = dict(range=[lo, hi], domain=[x0, x0 + width], zeroline=False,
+                                        showgrid=False, constrain="domain")
+        layout[f"yaxis{suffix}"] = dict(range=[lo, hi], anchor=f"x{suffix}", zeroline=False,
+                                        showgrid=False, scaleanchor=f"x{suffix}", scaleratio=1)
+    return layout
+
+
+# -- score fields ------------------------------------------------------------------------------
+
+def arrow_segments(points, vectors, length: float) -> tuple[np.ndarray, np.ndarray]:
+    """Line segments (with NaN breaks) drawing an arrow from each point along its vector.
+
+    Arrows share one scale: the longest is `length` long; the rest are proportional to |v|.
+    Returns x and y arrays for a single line trace (shaft + two head barbs per arrow).
+    """
+    p = np.asarray(points, dtype=np.float64)
+    v = np.asarray(vectors, dtype=np.float64)
+    norm = np.linalg.norm(v, axis=1)
+    scale = length / max(float(norm.max()) if len(norm) else 0.0, 1e-12)
+    tip = p + v * scale
+    d = tip - p
+    # Head: two barbs at ±25° back from the tip, 30% of the shaft.
+    c, s = np.cos(np.deg2rad(25)), np.sin(np.deg2rad(25))
+    back = -0.3 * d
+    left = tip + np.stack([c * back[:, 0] - s * back[:, 1], s * back[:, 0] + c * back[:, 1]], 1)
+    right = tip + np.stack([c * back[:, 0] + s * back[:, 1], -s * back[:, 0] + c * back[:, 1]], 1)
+    nan = np.full_like(p, np.nan)
+    pts = np.stack([p, tip, nan, left, tip, right, nan], 1).reshape(-1, 2)
+    return _f32(pts[:, 0]), _f32(pts[:, 1])
+
+
+def field_figure(xs, ys, z, points, vectors, *, title: str, z_title: str, colorscale="Viridis",
+                 arrow_length: float | None = None, means=None, zmin=None, zmax=None,
+                 arrow_color: str = "white", height: int = 460) -> go.Figure:
+    """Heat map z(x, y) (rows = ys) with a quiver of `vectors` at `points` on top."""
+    xs, ys = _f32(xs), _f32(ys)
+    data = [go.Heatmap(x=xs, y=ys, z=_f32(z), colorscale=colorscale, zmin=zmin, zmax=zmax,
+                       colorbar=dict(title=dict(text=z_title, side="right"), thickness=12),
+                       hovertemplate="x=%{x:.2f}<br>y=%{y:.2f}<br>" + z_title + "=%{z:.3g}<extra></extra>")]
+    if points is not None and len(points):
+        length = arrow_length or 0.9 * float(xs[1] - xs[0]) * max(1, len(xs) // max(1, int(np.sqrt(len(points)))))
+        ax, ay = arrow_segments(points, vectors, length)
+        data.append(go.Scattergl(x=ax, y=ay, mode="lines", line=dict(color=arrow_color, width=1.4),
+                                 hoverinfo="skip", name="score"))
+    if means is not None:
+        m = _f32(means)
+        data.append(go.Scatter(x=m[:, 0], y=m[:, 1], mode="markers", marker=MEAN_MARKER,
+                               name="means", hoverinfo="skip"))
+    layout = dict(title=dict(text=title), showlegend=False, height=height,
+                  **_square_axes(float(xs[0]), float(xs[-1])))
+    return _figure(data, layout)
+
+
+def line_figure(x, series: dict, *, title: str, x_title: str, y_title: str,
+                vline: float | None = None, height: int = 320, colors: dict | None = None) -> go.Figure:
+    """Several named lines over a shared x (e.g. a probe point's score as a weight moves)."""
+    x = _f32(x)
+    colors = colors or {}
+    data = [go.Scatter(x=x, y=_f32(y), mode="lines", name=name,
+                       line=dict(width=2.5, color=colors.get(name))) for name, y in series.items()]
+    layout = dict(title=dict(text=title), height=height, xaxis=dict(title=dict(text=x_title)),
+                  yaxis=dict(title=dict(text=y_title)),
+                  legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    if vline is not None:
+        layout["shapes"] = [dict(type="line", x0=vline, x1=vline, yref="paper", y0=0, y1=1,
+                                 line=dict(color="gray", dash="dot"))]
+    return _figure(data, layout)
+
+
+# -- particles -------------------------------------------------------------------------------
+
+def _contour(xs, ys, z, axis_suffix: str = "", show_scale: bool = False) -> go.Contour:
+    return go.Contour(x=_f32(xs), y=_f32(ys), z=_f32(z), xaxis=f"x{axis_suffix}",
+                      yaxis=f"y{axis_suffix}", colorscale="Greys", reversescale=False,
+                      ncontours=12, contours=dict(coloring="lines"), line=dict(width=1),
+                      showscale=show_scale, hoverinfo="skip", opacity=0.6)
+
+
+def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: float,
+                     means=None, height: int = 470, title: str | None = None) -> go.Figure:
+    """Side-by-side panels of final particles over the target's log-density contours.
+
+    Each panel: {"name", "color", "points" (N,2), optional "trajectories" (F,M,2), optional
+    "start" (M,2) marking where the drawn trajectories began}.
+    """
+    data = []
+    annotations = []
+    n = len(panels)
+    for i, panel in enumerate(panels):
+        sfx = "" if i == 0 else str(i + 1)
+        data.append(_contour(xs, ys, log_density, sfx))
+        pts = _f32(panel["points"])
+        data.append(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers", xaxis=f"x{sfx}",
+                                 yaxis=f"y{sfx}", name=panel["name"],
+                                 marker=dict(size=4, color=panel["color"], opacity=0.55),
+                                 hovertemplate="(%{x:.2f}, %{y:.2f})<extra></extra>"))
+        traj = panel.get("trajectories")
+        if traj is not None and len(traj):
+            traj = _f32(traj)  # (F, M, 2) → one line per particle, NaN-separated
+            f, m, _ = traj.shape
+            lines = np.concatenate([traj.transpose(1, 0, 2), np.full((m, 1, 2), np.nan, np.float32)], 1)
+            lines = lines.reshape(-1, 2)
+            data.append(go.Scattergl(x=lines[:, 0], y=lines[:, 1], mode="lines", xaxis=f"x{sfx}",
+                                     yaxis=f"y{sfx}", name="trajectories", hoverinfo="skip",
+                                     line=dict(color="black", width=1.2), opacity=0.8))
+            data.append(go.Scattergl(x=traj[0, :, 0], y=traj[0, :, 1], mode="markers",
+                                     xaxis=f"x{sfx}", yaxis=f"y{sfx}", name="start", hoverinfo="skip",
+                                     marker=dict(symbol="circle-open", size=8, color="black")))
+        if means is not None:
+            mm = _f32(means)
+            data.append(go.Scatter(x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
+                                   yaxis=f"y{sfx}", marker=MEAN_MARKER, name="means", hoverinfo="skip"))
+        annotations.append(dict(text=f"<b>{panel['name']}</b>", xref=f"x{sfx} domain",
+                                yref=f"y{sfx} domain", x=0.5, y=1.0, yanchor="bottom",
+                                showarrow=False, font=dict(size=14, color=panel["color"])))
+    layout = dict(height=height, showlegend=False, annotations=annotations,
+                  **_square_axes(lo, hi, n))
+    if title:
+        layout["title"] = dict(text=title)
+        layout["margin"] = dict(l=10, r=10, t=60, b=10)
+    return _figure(data, layout)
+
+
+def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_density, *,
+                     lo: float, hi: float, means=None, height: int = 470,
+                     frame_ms: int = 120) -> go.Figure:
+    """Particles moving through the sampling steps, panels side by side, as Plotly frames.
+
+    Each panel: {"name", "color", "frames" (F, M, 2)} with the same F for every panel; the
+    play button and the step slider animate in the browser, with no rerun of the script.
+    """
+    data = []
+    moving = []
+    annotations = []
+    for i, panel in enumerate(panels):
+        sfx = "" if i == 0 else str(i + 1)
+        data.append(_contour(xs, ys, log_density, sfx))
+        if means is not None:
+            mm = _f32(means)
+            data.append(go.Scatter(x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
+                                   yaxis=f"y{sfx}", marker=MEAN_MARKER, hoverinfo="skip"))
+        first = _f32(panel["frames"][0])
+        moving.append(len(data))
+        # Plain Scatter (not gl): Plotly animates SVG traces smoothly between frames.
+        data.append(go.Scatter(x=first[:, 0], y=first[:, 1], mode="markers", xaxis=f"x{sfx}",
+                               yaxis=f"y{sfx}", name=panel["name"], hoverinfo="skip",
+                               marker=dict(size=4, color=panel["color"], opacity=0.6)))
+        annotations.append(dict(text=f"<b>{panel['name']}</b>", xref=f"x{sfx} domain",
+                                yref=f"y{sfx} domain", x=0.5, y=1.0, yanchor="bottom",
+                                showarrow=False, font=dict(size=14, color=panel["color"])))
+    frames = []
+    for k, label in enumerate(frame_labels):
+        traces = []
+        for panel in panels:
+            pts = _f32(panel["frames"][k])
+            traces.append(go.Scatter(x=pts[:, 0], y=pts[:, 1]))
+        frames.append(go.Frame(data=traces, traces=moving, name=str(k)))
+    play = dict(frame=dict(duration=frame_ms, redraw=False), fromcurrent=True,
+                transition=dict(duration=0), mode="immediate")
+    pause = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
+    slider = dict(active=0, x=0.1, len=0.9, y=0, yanchor="top", pad=dict(t=30),
+                  currentvalue=dict(prefix="", visible=True, xanchor="left"),
+                  steps=[dict(method="animate", label=label,
+                              args=[[str(k)], dict(frame=dict(duration=0, redraw=False),
+                                                   transition=dict(duration=0), mode="immediate")])
+                         for k, label in enumerate(frame_labels)])
+    layout = dict(
+        height=height, showlegend=False, annotations=annotations, sliders=[slider],
+        margin=dict(l=10, r=10, t=40, b=70),
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=0, xanchor="left",
+                          yanchor="top", pad=dict(t=30, r=10), showactive=False,
+                          buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
+                                   dict(label="❚❚", method="animate", args=[[None], pause])])],
+        **_square_axes(lo, hi, len(panels)),
+    )
+    return _figure(data, layout, frames=frames)
+
+
+# -- numbers ---------------------------------------------------------------------------------
+
+def weights_figure(labels: list[str], bars: dict, *, colors: dict | None = None,
+                   title: str = "Mode weights", height: int = 330) -> go.Figure:
+    """Grouped bars: for each mode, one bar per series (e.g. target, plain, annealed)."""
+    colors = colors or {}
+    data = [go.Bar(x=list(labels), y=[float(v) for v in values], name=name,
+                   marker_color=colors.get(name), text=[f"{float(v):.3f}" for v in values],
+                   textposition="outside", cliponaxis=False)
+            for name, values in bars.items()]
+    layout = dict(title=dict(text=title), barmode="group", height=height,
+                  yaxis=dict(range=[0, 1.08], title=dict(text="fraction of particles")),
+                  legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.35))
+    return _figure(data, layout)

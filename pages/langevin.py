@@ -1,0 +1,179 @@
+"""Langevin vs annealed: the seeds' experiment, plain and annealed Langevin dynamics with the exact
+score, from the same initial particles, side by side."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import streamlit as st
+import torch
+
+from engine import render
+from engine.experiments import MixConfig, run_mix
+from engine.noise import ScheduleError
+from engine.samplers import SamplerDiverged
+from engine.targets import GaussianMixture, TargetError
+
+N_FRAMES = 40          # animation frames after the initial one
+ANIM_PARTICLES = 300   # particles shown in the animation
+N_TRAJ = 6             # trajectories drawn on the final-particles figure
+SHOW_PARTICLES = 1000  # final particles drawn per panel (all are used for the numbers)
+STEP_SIZES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
+PARTICLES = [100, 250, 500, 1000, 2000, 4000]
+
+
+@st.cache_data(max_entries=48, show_spinner=False)
+def sample(config: MixConfig) -> dict:
+    """One sampler run as NumPy arrays (cached by the frozen config); errors become one sentence."""
+    try:
+        r = run_mix(config)
+    except (SamplerDiverged, ScheduleError, TargetError, ValueError) as err:
+        return {"error": str(err)}
+    frames = r.sample.frames.numpy() if r.sample.frames is not None else None
+    return dict(x=r.sample.x.numpy(), frames=frames, frame_steps=list(r.sample.frame_steps),
+                frame_levels=list(r.sample.frame_levels), weights=r.mode_weights,
+                target=r.target_weights, tv=r.weight_error, sw=r.sliced_wasserstein,
+                seconds=r.seconds, nfe=r.sample.nfe)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def contours(means: tuple, weights: tuple, lo: float, hi: float, n: int = 90) -> dict:
+    g = np.linspace(lo, hi, n)
+    xx, yy = np.meshgrid(g, g)
+    pts = torch.tensor(np.stack([xx.ravel(), yy.ravel()], 1), dtype=torch.float64)
+    logp = GaussianMixture.create(means, weights).log_prob(pts).numpy().reshape(n, n)
+    return dict(g=g, logp=np.maximum(logp, logp.max() - 30.0))
+
+
+st.title("Langevin vs annealed Langevin")
+st.markdown(
+    "Both samplers use the **exact** score of the target and start from the **same** particles "
+    "(uniform in $[-8, 8]^2$). Plain Langevin runs $L\\cdot T$ steps at one step size; annealed "
+    "Langevin runs $T$ steps at each of $L$ noise levels $\\sigma_1 > \\dots > \\sigma_L$. Same "
+    "number of score evaluations; the defaults are the seeds' experiment."
+)
+
+with st.container(border=True):
+    c1, c2, c3, c4 = st.columns(4)
+    with c1:
+        st.markdown("**Target**")
+        w = st.slider("Weight of the mode at (a, a)", 0.05, 0.95, 0.8, 0.05, key="lv_w",
+                      help="The other mode, at (−a, −a), gets 1 − w.")
+        a = st.slider("Mode position a", 1.0, 7.0, 5.0, 0.5, key="lv_a",
+                      help="Means at (a, a) and (−a, −a), unit variance.")
+    with c2:
+        st.markdown("**Langevin**")
+        eps = st.select_slider("Step size ε", STEP_SIZES, value=0.1, key="lv_eps",
+                               help="Plain: α = ε. Annealed: α_i = ε·σ_i²/σ_L².")
+        steps = st.slider("Steps per level T", 10, 300, 100, 10, key="lv_steps",
+                          help="Plain Langevin runs L·T steps.")
+    with c3:
+        st.markdown("**Annealing**")
+        sigma_max = st.slider("σ_max (σ_1)", 0.5, 40.0, 20.0, 0.5, key="lv_smax")
+        sigma_min = st.slider("σ_min (σ_L)", 0.05, 5.0, 1.0, 0.05, key="lv_smin")
+        levels = st.slider("Noise levels L", 1, 20, 10, 1, key="lv_levels")
+    with c4:
+        st.markdown("**Particles**")
+        n = st.select_slider("Particles", PARTICLES, value=1000, key="lv_n")
+        denoise = st.checkbox("Final denoising step x + σ_L² s(x, σ_L)", value=False, key="lv_denoise",
+                              help="Tweedie's formula removes the σ_L noise left by annealing.")
+        seed = int(st.session_state.get("seed", 0))
+        st.caption(f"Seed {seed} (sidebar) · exact score on CPU")
+
+means = ((a, a), (-a, -a))
+total = levels * steps
+every = max(1, math.ceil(total / N_FRAMES))
+base = MixConfig(means=means, weights=(w, 1.0 - w), particles=n, step_size=eps,
+                 sigma_max=sigma_max, sigma_min=sigma_min, levels=levels, seed=seed,
+                 denoise=denoise, record_every=every, record_particles=min(n, ANIM_PARTICLES))
+configs = {"Plain Langevin": replace(base, sampler="langevin", steps=total, denoise=False),
+           "Annealed Langevin": replace(base, sampler="annealed", steps=steps)}
+colors = {"Plain Langevin": render.PLAIN, "Annealed Langevin": render.ANNEALED,
+          "Target": render.TARGET}
+
+# Bad combinations (σ_max ≤ σ_min, a step size that blows up) come back as one sentence each.
+results = {}
+for name, config in configs.items():
+    out = sample(config)
+    if "error" in out:
+        st.error(f"{name}: {out['error']}")
+    else:
+        results[name] = out
+if not results:
+    st.stop()
+
+lim = max(10.0, a + 5.0)
+grid = contours(means, (w, 1.0 - w), -lim, lim)
+
+tab_final, tab_anim = st.tabs(["Final particles and trajectories", "Animation"])
+with tab_final:
+    panels = []
+    for name, out in results.items():
+        frames = out["frames"]
+        panels.append(dict(name=name, color=colors[name], points=out["x"][:SHOW_PARTICLES],
+                           trajectories=frames[:, :N_TRAJ] if frames is not None else None))
+    st.plotly_chart(render.particles_figure(panels, grid["g"], grid["g"], grid["logp"], lo=-lim,
+                                            hi=lim, means=means),
+                    key="lv_final", config={"displaylogo": False})
+    st.caption(f"Grey: contours of the target's log-density. Black lines: {N_TRAJ} particles' "
+               "paths from their start (open circle). × marks the means.")
+with tab_anim:
+    if len(results) == 2:
+        plain, ann = results["Plain Langevin"], results["Annealed Langevin"]
+        sigmas = np.geomspace(sigma_max, sigma_min, levels) if levels > 1 else np.array([sigma_min])
+        labels = [f"step {s}" + (f" · annealed σ = {sigmas[lv]:.2g}" if s else " (start)")
+                  for s, lv in zip(ann["frame_steps"], ann["frame_levels"])]
+        k = min(len(plain["frames"]), len(ann["frames"]), len(labels))
+        anim = [dict(name=nm, color=colors[nm], frames=results[nm]["frames"][:k]) for nm in results]
+        st.plotly_chart(render.animation_figure(anim, labels[:k], grid["g"], grid["g"], grid["logp"],
+                                                lo=-lim, hi=lim, means=means),
+                        key="lv_anim", config={"displaylogo": False})
+        st.caption(f"Press ▶ Play: {min(n, ANIM_PARTICLES)} of the particles, every {every} steps. "
+                   "The animation plays in your browser; no recomputation.")
+    else:
+        st.info("The animation needs both samplers; fix the error above.")
+
+left, right = st.columns([3, 2])
+with left:
+    labels = [f"mode at ({a:g}, {a:g})", f"mode at ({-a:g}, {-a:g})"]
+    bars = {"Target": [w, 1.0 - w]}
+    bars.update({name: out["weights"] for name, out in results.items()})
+    st.plotly_chart(render.weights_figure(labels, bars, colors=colors,
+                                          title="Recovered vs target weights"),
+                    key="lv_weights", config={"displaylogo": False})
+with right:
+    st.markdown("**Errors against the target**")
+    for name, out in results.items():
+        m1, m2 = st.columns(2)
+        m1.metric(f"{name}: weight error (TV)", f"{out['tv']:.3f}",
+                  help="Total variation ½Σ|ŵ_k − w_k| between recovered and target weights.")
+        m2.metric("sliced Wasserstein to exact samples", f"{out['sw']:.2f}",
+                  help="Distance between the particles and exact samples of the target.")
+    st.caption(" · ".join(f"{name}: {out['nfe']} score evaluations in {out['seconds'] * 1e3:.0f} ms"
+                          for name, out in results.items()))
+
+st.subheader("What to look for, and why")
+st.markdown("Plain Langevin dynamics follows the score with a little noise:")
+st.latex(r"x_{t+1} = x_t + \frac{\varepsilon}{2}\,\nabla_x \log p(x_t) + \sqrt{\varepsilon}\,z_t,"
+         r"\qquad z_t \sim \mathcal N(0, I).")
+st.markdown(
+    "Where one component dominates, $\\nabla_x \\log p(x) \\approx -(x-\\mu_k)$: **the weights do "
+    "not appear**. Each particle slides into the mode whose basin it starts in and almost never "
+    "crosses the empty region between the modes, so the **red** bars show the share of "
+    "starting points on each side of the diagonal (about ½, ½), not the target "
+    f"({w:.2f}, {1 - w:.2f}). Annealed Langevin starts at a noise level so large that the "
+    "noisy components overlap:"
+)
+st.latex(r"p_{\sigma_i}(x) = \sum_k w_k\,\mathcal N\!\big(x;\mu_k,(1+\sigma_i^2)I\big),\qquad "
+         r"\alpha_i = \varepsilon\,\frac{\sigma_i^2}{\sigma_L^2},")
+st.markdown(
+    "so at $\\sigma_1$ the score feels the weights everywhere and the particles split "
+    "in the right proportions while they can still move between modes; each smaller $\\sigma_i$ "
+    "then sharpens the picture. Things to try: set $\\sigma_{max}$ close to $\\sigma_{min}$ (no "
+    "real annealing: the **blue** bars go wrong too); raise $\\varepsilon$ until a sampler "
+    "diverges; move the modes closer ($a = 1.5$), where plain Langevin mixes on its own. With "
+    "$\\sigma_L = 1$ the annealed particles are samples of $p_{\\sigma_L}$, a little wider than "
+    "$p$; the denoising step $x + \\sigma_L^2 \\nabla \\log p_{\\sigma_L}(x)$ pulls them in."
+)
