@@ -222,6 +222,42 @@ class SubVPSDE(VPSDE):
         return -torch.expm1(2 * lmc) if torch.is_tensor(lmc) else -math.expm1(2 * lmc)
 
 
+@dataclass(frozen=True)
+class TutorialVESDE(SDE):
+    """The MNIST tutorial's VE SDE dx = σ^t dw (σ = 25): std(t) = √((σ^{2t} − 1)/(2 ln σ)),
+    g(t) = σ^t, mean x(0), prior N(0, std(1)² I). Used by the MNIST score model
+    (engine.image_nets' tutorial_unet divides by exactly this std)."""
+
+    sigma: float = 25.0
+    eps: float = 1e-3
+
+    name = "ve_tutorial"
+
+    def __post_init__(self):
+        if not self.sigma > 1:
+            raise SDEError(f"The tutorial VE SDE needs σ > 1; got {self.sigma:g}.")
+
+    def drift_coef(self, t):
+        return torch.zeros_like(t) if torch.is_tensor(t) else 0.0
+
+    def diffusion(self, t):
+        return self.sigma ** t
+
+    def mean_coef(self, t):
+        return torch.ones_like(t) if torch.is_tensor(t) else 1.0
+
+    def std(self, t):
+        v = (self.sigma ** (2 * t) - 1.0) / (2 * math.log(self.sigma))
+        return torch.sqrt(v) if torch.is_tensor(v) else math.sqrt(v)
+
+    @property
+    def prior_std(self) -> float:
+        return float(self.std(1.0))
+
+    def describe(self) -> dict:
+        return {"sde": "ve_tutorial", "sigma": self.sigma}
+
+
 SDE_NAMES = ("ve", "vp", "subvp")
 
 
@@ -235,12 +271,16 @@ def make_sde(name: str, sigma_min: float = 0.01, sigma_max: float = 20.0, beta_m
         return VPSDE(beta_min, beta_max, 1e-3 if eps is None else eps)
     if name == "subvp":
         return SubVPSDE(beta_min, beta_max, 1e-3 if eps is None else eps)
+    if name == "vetutorial":
+        return TutorialVESDE(sigma_max, 1e-3 if eps is None else eps)
     raise SDEError(f"Unknown SDE {name!r}; choose ve, vp or subvp.")
 
 
 def sde_from_dict(d: dict) -> SDE:
     d = dict(d)
     kind = d.pop("sde")
+    if kind == "ve_tutorial":
+        return TutorialVESDE(float(d.get("sigma", 25.0)), float(d.get("eps", 1e-3)))
     return make_sde(kind, **{k: v for k, v in d.items()
                              if k in ("sigma_min", "sigma_max", "beta_min", "beta_max", "eps")})
 
