@@ -20,7 +20,7 @@ def add_arguments(p) -> None:
     p.add_argument("--objective", choices=["ncsn", "dsm"], default="ncsn",
                    help="ncsn: many σ, annealed Langevin; dsm: the single-σ baseline")
     p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--sigma-min", type=float, default=0.01)
     p.add_argument("--sigma-max", type=float, default=None, help="default: largest pairwise distance")
@@ -30,7 +30,7 @@ def add_arguments(p) -> None:
     p.add_argument("--step-size", type=float, default=None, help="ε (paper form); default: the rule")
     p.add_argument("--dsm-sigma", type=float, default=0.1, help="the baseline's single σ")
     p.add_argument("--ema", type=float, default=0.999)
-    p.add_argument("--channels", default="32,64,128,256")
+    p.add_argument("--channels", default="16,32,64,128")
     p.add_argument("--no-sigma-embed", action="store_true",
                    help="pure NCSNv2 net f(x)/σ without a σ embedding")
     p.add_argument("--seed", type=int, default=0)
@@ -49,7 +49,7 @@ def config_from_args(args):
     try:
         channels = tuple(int(c) for c in str(args.channels).split(","))
     except ValueError:
-        raise ValueError(f"--channels must be four integers like 32,64,128,256, not {args.channels!r}.")
+        raise ValueError(f"--channels must be four integers like 16,32,64,128, not {args.channels!r}.")
     if len(channels) != 4 or min(channels) < 1:
         raise ValueError("--channels must be four positive integers like 32,64,128,256.")
     if args.steps < 1 or args.batch < 1:

@@ -30,7 +30,7 @@ from .noise import (code_to_paper_step, geometric_sigmas, largest_pairwise_dista
 class ImageTrainConfig:
     objective: str = "ncsn"            # "ncsn" (annealed, many σ) | "dsm" (single σ baseline)
     steps: int = 6000
-    batch: int = 128
+    batch: int = 64
     lr: float = 1e-3
     sigma_min: float = 0.01
     sigma_max: float | None = None     # None: largest pairwise distance of the training images
@@ -40,7 +40,7 @@ class ImageTrainConfig:
     step_size: float | None = None     # ε (paper form); None: the step-size rule
     dsm_sigma: float = 0.1             # the baseline's single σ
     ema: float = 0.999
-    channels: tuple = (32, 64, 128, 256)
+    channels: tuple = (16, 32, 64, 128)
     embed_dim: int = 256
     sigma_embed: bool = True
     seed: int = 0
