@@ -9,7 +9,25 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+
+# A cancel can arrive while torch is still importing (seconds on a busy machine), before RunWriter
+# installs its handler: SIGTERM's default action would kill the worker without a final state
+# ("interrupted"). Until then, note it; the job manager's cancel file then stops the loop at once.
+_EARLY_SIGTERM = False
+
+
+def _note_sigterm(signum, frame):
+    global _EARLY_SIGTERM
+    _EARLY_SIGTERM = True
+
+
+if __name__ != "__main__":
+    try:
+        signal.signal(signal.SIGTERM, _note_sigterm)
+    except ValueError:  # imported outside the main thread
+        pass
 
 from .losses import OBJECTIVES, PROJECTIONS
 from .targets import parse_numbers, parse_points
@@ -83,6 +101,8 @@ def run(args) -> int:
         raise
     write_run_config(args.out, args.name or config.objective, sys.argv[1:], config)
     writer = RunWriter(args.out, total=config.steps)
+    if _EARLY_SIGTERM:
+        writer._on_sigterm(signal.SIGTERM, None)
     progress = None if args.quiet else print_progress
     try:
         result = train(config, args.out, progress=progress, writer=writer)

@@ -1,0 +1,355 @@
+"""Train: learn a 2D score with any score-matching objective, in the background, and compare it with
+the exact score. Training runs as `python -m engine train2d …` subprocesses (engine.jobs); this page
+only submits them and reads their run folders."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from engine import render_train
+from engine.checkpoints import CheckpointError, load_score_fn
+from engine.jobs import JobManager, default_runs_root
+from engine.noise import largest_pairwise_distance
+from engine.runs import read_metrics
+from engine.targets import SAMPLE_SETS, GaussianMixture, sample_set
+from engine.train2d import Train2DConfig, run_summary, time_objectives
+
+import nav  # helper module next to app.py
+
+nav.ensure_app()
+
+OBJECTIVES = {
+    "ncsn": "NCSN — multi-σ denoising, λ(σ) = σ²",
+    "dsm": "DSM — denoising at one σ",
+    "ssm-vr": "SSM-VR — sliced, variance reduced",
+    "ssm": "SSM — sliced",
+    "ism": "ISM — implicit, exact Jacobian trace",
+    "esm": "ESM — explicit (needs the exact score)",
+}
+DATA = {"mixture": "Gaussian mixture (exact score known)", **{k: k for k in SAMPLE_SETS}}
+ACTIVE = ("queued", "starting", "running")
+MANIFOLD_TAG = "manifold-experiment"
+COMPARE_COLUMNS = {"run": ("run", "{}"), "objective": ("objective", "{}"), "data": ("data", "{}"),
+                   "steps": ("steps", "{}"), "fisher": ("Fisher (data)", "{:.4g}"),
+                   "loss": ("final loss", "{:.4g}"), "sec_per_step": ("s / step", "{:.2g}"),
+                   "wall_time": ("wall time (s)", "{:.1f}")}
+
+
+@st.cache_resource(show_spinner=False)
+def get_jobs(root: str) -> JobManager:
+    """One job manager per runs folder, shared by every session; state lives in the folders."""
+    return JobManager(root)
+
+
+def jobs() -> JobManager:
+    return get_jobs(str(default_runs_root()))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def cached_score_fn(path: str, mtime: float):
+    return load_score_fn(path)
+
+
+def score_fn_for(run_dir: Path):
+    path = run_dir / "model.json"
+    return cached_score_fn(str(run_dir / "model"), path.stat().st_mtime)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def data_preview(name: str, n: int = 2000) -> np.ndarray:
+    return sample_set(name, n, torch.Generator().manual_seed(0)).numpy()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def sigma_rule(name: str, means: tuple, weights: tuple) -> float:
+    """NCSNv2 technique 1: σ_1 ≈ the largest distance between two training points."""
+    if name == "mixture":
+        x = GaussianMixture.create(means, weights).sample(2000, torch.Generator().manual_seed(0))
+    else:
+        x = sample_set(name, 2000, torch.Generator().manual_seed(0))
+    return largest_pairwise_distance(x.numpy())
+
+
+@st.cache_data(show_spinner="Timing one training step per objective and dimension…", max_entries=4)
+def cost_experiment(dims: tuple, steps: int) -> list[dict]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return time_objectives(dims=dims, steps=steps)
+    finally:
+        torch.set_num_threads(before)
+
+
+def train_runs() -> list:
+    return [r for r in jobs().runs() if (r.config.get("argv") or [""])[0] == "train2d"]
+
+
+def run_label(info) -> str:
+    cfg = info.config.get("config", {})
+    return f"{info.name} · {cfg.get('objective', '?')} · {cfg.get('data', '?')} · {info.dir.name[:15]}"
+
+
+def argv_for(c: Train2DConfig) -> list[str]:
+    argv = ["train2d", "--data", c.data, "--objective", c.objective, "--steps", str(c.steps),
+            "--batch", str(c.batch), "--lr", f"{c.lr:g}", "--hidden", str(c.hidden),
+            "--depth", str(c.depth), "--seed", str(c.seed), "--quiet"]
+    if c.data == "mixture":
+        argv += ["--means", ";".join(",".join(f"{v:g}" for v in m) for m in c.means),
+                 "--weights", ",".join(f"{w:g}" for w in c.weights)]
+    if c.objective == "dsm":
+        argv += ["--sigma", f"{c.sigma:g}"]
+    if c.objective == "ncsn":
+        argv += ["--sigma-max", f"{c.sigma_max:g}", "--sigma-min", f"{c.sigma_min:g}",
+                 "--levels", str(c.levels), "--conditioning", c.conditioning]
+    if c.objective in ("ssm", "ssm-vr"):
+        argv += ["--projection", c.projection, "--projections", str(c.n_projections)]
+    if c.perturb > 0:
+        argv += ["--perturb", f"{c.perturb:g}"]
+    return argv
+
+
+def submit(config: Train2DConfig, name: str, tag: str | None = None) -> Path:
+    extra = {"tag": tag} if tag else {}
+    return jobs().submit(argv_for(config), name=name, config={**config.to_dict(), **extra})
+
+
+# -- page -------------------------------------------------------------------------------------------
+
+st.title("Train a score model")
+st.markdown(
+    "Train a small network $s_\\theta$ on 2D data with any score-matching objective. Training runs "
+    "in the **background** (one process per run, started with the same command as "
+    "`python -m engine train2d`): the page stays usable, a reload or a server restart finds the runs "
+    "again, and when the machine is busy new runs wait as *queued*. Trained models can be used on "
+    "the **Langevin** page instead of the exact score."
+)
+
+seed = int(st.session_state.get("seed", 0))
+
+with st.form("train_form", border=True):
+    c1, c2, c3, c4 = st.columns(4)
+    with c1:
+        st.markdown("**Data**")
+        data = st.selectbox("Data", list(DATA), format_func=DATA.get, key="tr_data")
+        w = st.slider("Mixture: weight of the mode at (a, a)", 0.05, 0.95, 0.8, 0.05, key="tr_w",
+                      help="The other mode, at (−a, −a), gets 1 − w; unit variances.")
+        a = st.slider("Mixture: mode position a", 1.0, 7.0, 5.0, 0.5, key="tr_a")
+        perturb = st.select_slider("Perturb data with N(0, τ²), τ =", [0.0, 0.001, 0.01, 0.05, 0.1],
+                                   value=0.0, key="tr_perturb",
+                                   help="A tiny Gaussian perturbation gives data on a curve a "
+                                        "density (seed 004: τ = 0.01, i.e. variance 0.0001).")
+    with c2:
+        st.markdown("**Objective**")
+        objective = st.selectbox("Objective", list(OBJECTIVES), format_func=OBJECTIVES.get,
+                                 key="tr_objective")
+        projection = st.selectbox("SSM projections v", ["gaussian", "rademacher"], key="tr_proj")
+        n_proj = st.slider("SSM projections per point", 1, 8, 1, key="tr_nproj")
+        conditioning = st.selectbox(
+            "NCSN σ conditioning", ["embed", "divide"], key="tr_cond",
+            format_func={"embed": "learned σ embedding (then ÷σ)", "divide": "seeds: s_θ(x)/σ"}.get)
+    with c3:
+        st.markdown("**σ settings**")
+        sigma = st.number_input("DSM σ", 0.01, 20.0, 1.0, 0.1, key="tr_sigma")
+        sigma_max = st.number_input("NCSN σ_max (σ_1)", 0.1, 100.0, 20.0, 1.0, key="tr_smax")
+        sigma_min = st.number_input("NCSN σ_min (σ_L)", 0.01, 10.0, 1.0, 0.1, key="tr_smin")
+        levels = st.slider("NCSN levels L", 2, 30, 10, key="tr_levels")
+    with c4:
+        st.markdown("**Network and optimiser**")
+        hidden = st.select_slider("Hidden width", [32, 64, 128, 256], value=128, key="tr_hidden")
+        depth = st.slider("Hidden layers", 1, 4, 2, key="tr_depth")
+        steps = st.select_slider("Steps", [200, 500, 1000, 2000, 3000, 5000, 10000, 20000], value=2000,
+                                 key="tr_steps")
+        batch = st.select_slider("Batch size", [32, 64, 128, 256, 512], value=128, key="tr_batch")
+        lr = st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], value=1e-3, key="tr_lr")
+    started = st.form_submit_button("Train", type="primary")
+
+means = ((a, a), (-a, -a))
+weights = (w, round(1 - w, 6))
+st.caption(f"NCSNv2 rule for this data: σ_1 ≈ largest pairwise distance = "
+           f"{sigma_rule(data, means, weights):.3g}. Only the settings of the chosen objective are "
+           f"used; σ applies to DSM/NCSN, projections to SSM.")
+
+if started:
+    config = Train2DConfig(data=data, means=means, weights=weights, objective=objective,
+                           steps=int(steps), batch=int(batch), lr=float(lr), hidden=int(hidden),
+                           depth=int(depth), conditioning=conditioning, sigma=float(sigma),
+                           sigma_max=float(sigma_max), sigma_min=float(sigma_min), levels=int(levels),
+                           projection=projection, n_projections=int(n_proj), perturb=float(perturb),
+                           seed=seed)
+    try:
+        config.validate()
+    except ValueError as err:
+        st.error(str(err))
+    else:
+        run_dir = submit(config, name=objective)
+        st.session_state["tr_selected"] = str(run_dir)
+        st.success(f"Started {run_dir.name}.")
+
+
+@st.fragment(run_every=2)
+def runs_panel() -> None:
+    """Progress, live loss and cancel for the newest runs; redrawn on its own every 2 s."""
+    runs = train_runs()
+    if not runs:
+        st.caption("No training runs yet: choose settings above and press **Train**.")
+        return
+    active = [r for r in runs if r.state in ACTIVE]
+    st.caption(f"{len(active)} active · {len(runs)} runs in {jobs().root} · at most "
+               f"{jobs().max_running} run at once, the rest wait as queued.")
+    for info in runs[:4]:
+        with st.container(border=True):
+            h1, h2 = st.columns([5, 1])
+            if info.state in ACTIVE and h2.button("Cancel", key=f"tr_cancel_{info.dir.name}"):
+                info = jobs().cancel(info.dir)  # the worker saves its model and stops within a step
+            h1.markdown(f"**{run_label(info)}** — `{info.state}`")
+            sps = info.status.get("sec_per_step")
+            text = f"{info.state}: step {info.step}/{info.total or '?'}"
+            if sps:
+                text += f" · {sps * 1000:.1f} ms/step"
+                if info.state == "running" and info.total:
+                    text += f" · ~{(info.total - info.step) * sps:.0f} s left"
+            if info.message:
+                text += f" · {info.message}"
+            st.progress(info.progress, text=text)
+            recs = [r for r in read_metrics(info.dir) if "loss" in r]
+            if recs:
+                curve = {"name": info.config.get("config", {}).get("objective", "loss"),
+                         "objective": info.config.get("config", {}).get("objective", ""),
+                         "steps": [r["step"] for r in recs], "loss": [r["loss"] for r in recs]}
+                st.plotly_chart(render_train.loss_figure([curve], title="Loss", height=190),
+                                key=f"tr_loss_{info.dir.name}")
+
+
+st.subheader("Runs")
+runs_panel()
+
+# -- inspect one run: learned vs exact ----------------------------------------------------------------
+st.subheader("Learned vs exact score")
+done = [r for r in train_runs() if r.checkpoint is not None]
+if not done:
+    st.info("A run's model appears here once it has saved a checkpoint.")
+else:
+    labels = {str(r.dir): run_label(r) + ("" if r.state == "finished" else f" ({r.state})") for r in done}
+    keys = list(labels)
+    chosen = st.session_state.get("tr_selected")
+    index = keys.index(chosen) if chosen in keys else 0
+    pick = st.selectbox("Run", keys, index=index, format_func=labels.get, key="tr_inspect")
+    run_dir = Path(pick)
+    try:
+        score_fn = score_fn_for(run_dir)
+    except (CheckpointError, OSError) as err:
+        st.error(str(err))
+    else:
+        meta = score_fn.meta
+        target = meta.get("target") or {}
+        sigmas = [float(s) for s in meta.get("sigmas") or []]
+        mixture = GaussianMixture.from_dict(target) if target.get("data") == "mixture" else None
+        if len(sigmas) > 1:
+            view_sigma = st.select_slider("σ to compare at", sigmas[::-1], value=sigmas[-1],
+                                          format_func=lambda s: f"{s:.3g}", key="tr_view_sigma")
+        else:
+            view_sigma = sigmas[0] if sigmas else 0.0
+            st.caption(f"This {meta.get('objective', '').upper()} model estimates the score at "
+                       f"σ = {view_sigma:g}" + (" (the clean data)." if not sigmas else "."))
+        if mixture is not None:
+            extent = max(abs(v) for m in mixture.means for v in m) + 3 * max(1.0, view_sigma) ** 0.5 + 2
+            lo, hi = -extent, extent
+            cmp = render_train.field_comparison(score_fn, view_sigma, lo, hi, exact_fn=mixture.score,
+                                                log_density_fn=mixture.log_prob)
+            st.plotly_chart(render_train.fields_figure(cmp), key="tr_fields")
+            metrics = meta.get("metrics") or {}
+            c1, c2, c3 = st.columns(3)
+            if metrics.get("fisher") is not None:
+                c1.metric("Fisher divergence under the data", f"{metrics['fisher']:.4g}",
+                          help="½ E_p‖s_θ(x, σ_min) − ∇log p(x)‖² on 2000 held-out points.")
+            c2.metric("Final loss", f"{metrics.get('loss', float('nan')):.4g}")
+            c3.metric("Seconds per step", f"{meta.get('sec_per_step', float('nan')):.3g}")
+            st.caption("The error map is the seeds' point made by your own run: the learned score is "
+                       "accurate where the data are (inside the contours) and wrong in low-density "
+                       "regions, where there were few training points. At large σ the noisy data "
+                       "fill the plane and the error shrinks — why annealing works.")
+            if len(metrics.get("fisher_sigma") or {}) > 1:
+                st.plotly_chart(render_train.fisher_sigma_figure(metrics["fisher_sigma"]),
+                                key="tr_fisher_sigma")
+        else:
+            pts = data_preview(target.get("data", "rings"))
+            extent = float(np.abs(pts).max()) + 1.0
+            cmp = render_train.field_comparison(score_fn, view_sigma, -extent, extent)
+            st.plotly_chart(render_train.fields_figure(cmp, data_points=pts), key="tr_fields")
+            st.caption("No exact score for this data set: the learned field is drawn over the data. "
+                       "Fisher divergences need a Gaussian mixture.")
+
+# -- compare runs across objectives -----------------------------------------------------------------
+st.subheader("Compare objectives")
+rows = []
+for r in train_runs():
+    if r.checkpoint is None or r.state != "finished":
+        continue
+    try:
+        meta = score_fn_for(r.dir).meta
+    except (CheckpointError, OSError):
+        continue
+    rows.append({"run": r.dir.name[:15] + "·" + (meta.get("objective") or ""), **run_summary(meta)})
+if rows:
+    # A Markdown table: st.dataframe needs pyarrow, whose installed build wants NumPy 2.
+    st.markdown(render_train.markdown_table(rows, COMPARE_COLUMNS))
+    if any(r.get("fisher") is not None for r in rows):
+        st.plotly_chart(render_train.comparison_figure(rows), key="tr_compare")
+    st.caption("Fisher divergence compares each model with the exact score of the clean data at "
+               "the smallest σ it knows: ESM/ISM/SSM aim at the clean score; DSM and NCSN learn the "
+               "score of noisy data, a bias that grows with σ. Losses of different objectives are on "
+               "different scales (ISM/SSM are the Fisher divergence minus a constant, so negative).")
+else:
+    st.caption("Finished runs appear here; train the same data with several objectives to compare.")
+
+# -- seed experiments ------------------------------------------------------------------------------
+st.subheader("Seed experiments")
+tab_a, tab_b = st.tabs(["(a) Exact trace vs sliced vs denoising: cost with dimension",
+                        "(b) Sliced score matching on a curve"])
+with tab_a:
+    st.markdown("Implicit score matching needs the trace of the Jacobian $\\nabla_x s_\\theta$: one "
+                "backward pass per dimension. Sliced score matching needs one Hessian–vector product, "
+                "denoising none. One training step of the same MLP (width 128, batch 128) on "
+                "$d$-dimensional Gaussian data, median of a few steps:")
+    dims = st.multiselect("Dimensions", [2, 8, 32, 64, 128, 256], default=[2, 8, 32, 128],
+                          key="tr_dims")
+    if st.button("Measure", key="tr_measure"):
+        st.session_state["tr_cost_dims"] = tuple(sorted(dims))
+    cost_dims = st.session_state.get("tr_cost_dims")
+    if cost_dims:
+        rows_a = cost_experiment(cost_dims, 3)
+        st.plotly_chart(render_train.cost_figure(rows_a), key="tr_cost")
+        objs = list(dict.fromkeys(r["objective"] for r in rows_a))
+        table_a = [{"dim": d, **{o: r["sec_per_step"] for o in objs for r in rows_a
+                                 if r["dim"] == d and r["objective"] == o}} for d in cost_dims]
+        st.markdown(render_train.markdown_table(
+            table_a, {"dim": ("d", "{}"), **{o: (f"{o.upper()} s/step", "{:.2g}") for o in objs}}))
+with tab_b:
+    st.markdown("Data lying exactly on a curve have no density in 2D, so the score is undefined off "
+                "the curve and sliced score matching has no minimum: its loss keeps falling and "
+                "fluctuates. Perturbing the data by a tiny $\\mathcal N(0, 0.01^2 I)$ gives a proper "
+                "density and the loss converges (seed 004, on CIFAR-10).")
+    b_steps = st.select_slider("Steps", [1000, 2000, 3000, 5000], value=2000, key="tr_b_steps")
+    if st.button("Run both", key="tr_manifold"):
+        base = Train2DConfig(data="curve", objective="ssm", steps=int(b_steps), seed=seed)
+        for tau in (0.0, 0.01):
+            cfg = replace(base, perturb=tau)
+            submit(cfg, name=f"ssm-curve-tau{tau:g}", tag=MANIFOLD_TAG)
+        st.success("Started both runs (they appear under Runs above).")
+    pair = [r for r in train_runs() if r.config.get("config", {}).get("tag") == MANIFOLD_TAG][:2]
+    if pair:
+        curves = []
+        for r in pair:
+            recs = [m for m in read_metrics(r.dir) if "loss" in m]
+            tau = r.config["config"].get("perturb", 0.0)
+            curves.append({"name": f"τ = {tau:g}" + (" (on the curve)" if not tau else " (perturbed)")
+                           + f" — {r.state}", "steps": [m["step"] for m in recs],
+                           "loss": [m["loss"] for m in recs],
+                           "color": "#d62728" if not tau else "#1f77b4"})
+        st.plotly_chart(render_train.loss_figure(curves, title="SSM loss on data on a curve"),
+                        key="tr_manifold_chart")

@@ -1,0 +1,150 @@
+"""The Train page through AppTest: start → progress → finished run, learned-vs-exact figure and the
+comparison table; a running job outlives page reruns and a new session, queues, and cancels."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCORELAB_RUNS", str(tmp_path))
+    # nav.ensure_app() reruns when Streamlit's legacy pages-folder flag is set, and AppTest resets
+    # that flag before every run: the rerun would swallow each button click. Not needed here.
+    monkeypatch.syspath_prepend(str(ROOT))
+    import nav
+    monkeypatch.setattr(nav, "ensure_app", lambda: None)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield tmp_path
+    # Stop anything a test left running.
+    from engine.jobs import JobManager
+    jm = JobManager(tmp_path)
+    for info in jm.runs():
+        if info.state in ("queued", "starting", "running"):
+            jm.cancel(info.dir)
+    st.cache_resource.clear()
+
+
+def open_train_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90).run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def start(at: AppTest, objective: str, steps: int) -> AppTest:
+    at.selectbox(key="tr_objective").set_value(objective)
+    at.select_slider(key="tr_steps").set_value(steps)
+    at.button[0].click()  # the form's "Train"
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def run_dirs(root: Path) -> list[Path]:
+    return sorted((d for d in root.iterdir() if (d / "config.json").exists()),
+                  key=lambda d: json.loads((d / "config.json").read_text())["created"])
+
+
+def state_of(d: Path) -> str:
+    from engine.runs import read_run
+    return read_run(d).state
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_start_progress_finished_then_learned_vs_exact_and_comparison(runs_root):
+    at = start(open_train_page(), "dsm", 200)
+    assert any("Started" in s.value for s in at.success)
+    (run,) = run_dirs(runs_root)
+    assert json.loads((run / "config.json").read_text())["argv"][:5] == [
+        "train2d", "--data", "mixture", "--objective", "dsm"]
+    seen_running = False
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        at.run()  # run_every does not tick in AppTest: rerun to refresh the fragment
+        text = markdown_text(at)
+        seen_running |= "`running`" in text or "`starting`" in text
+        if "`finished`" in text:
+            break
+        time.sleep(0.5)
+    assert "`finished`" in markdown_text(at), (run / "log.txt").read_text()[-400:]
+    assert seen_running or state_of(run) == "finished"
+    assert at.get("progress")[0].proto.value == 100
+    figures = {title_of(f): f for f in plotly_specs(at)}
+    loss = figures["Loss"]                                  # the live loss chart of the run
+    assert len(loss["data"][0]["x"]) == 20                  # a record every 10 steps
+    # Learned vs exact at the run's σ, with the error map: three panels.
+    fields = next(f for f in figures.values() if f["layout"].get("annotations"))
+    titles = [a["text"] for a in fields["layout"]["annotations"]]
+    assert titles[0].startswith("Learned") and titles[1].startswith("Exact") and "Error" in titles[2]
+    assert at.metric[0].label.startswith("Fisher")
+    fisher = float(at.metric[0].value)
+    assert fisher > 0
+    # The comparison table and chart list the finished run with its Fisher divergence and s/step.
+    table = next(m.value for m in at.markdown if m.value.startswith("| run |"))
+    row = table.splitlines()[2].split("|")
+    assert row[2].strip() == "dsm" and float(row[5]) == pytest.approx(fisher, rel=1e-3)
+    assert float(row[7]) > 0
+    bars = figures["Fisher divergence under the data (lower is better)"]
+    assert len(bars["data"][0]["x"]) == 1
+
+
+def plotly_specs(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def title_of(spec: dict) -> str:
+    t = spec["layout"].get("title", "")
+    return t.get("text", "") if isinstance(t, dict) else t
+
+
+def test_a_job_survives_reruns_and_a_new_session_queues_another_and_cancels(runs_root):
+    at = start(open_train_page(), "ssm-vr", 20000)
+    at = start(at, "dsm", 20000)
+    first, second = run_dirs(runs_root)
+    deadline = time.time() + 90
+    while state_of(first) != "running" and time.time() < deadline:
+        time.sleep(0.3)
+    for _ in range(3):           # the page re-runs; the job does not care
+        at.run()
+    assert state_of(first) == "running"
+    assert state_of(second) == "queued"                   # one slot on this machine
+    assert "`queued`" in markdown_text(at)
+
+    # A new browser session (a reload) sees the same runs.
+    again = open_train_page()
+    text = markdown_text(again)
+    assert "`running`" in text and "`queued`" in text
+    cancel_buttons = [b for b in again.button if b.label == "Cancel"]
+    assert len(cancel_buttons) == 2
+    # Cancel the running one (the newest is listed first: its button comes first).
+    again.button(key=f"tr_cancel_{first.name}").click()
+    again.run()
+    deadline = time.time() + 60
+    while state_of(first) != "cancelled" and time.time() < deadline:
+        time.sleep(0.3)
+    assert state_of(first) == "cancelled"
+    # The freed slot starts the queued run; cancel it once it trains.
+    deadline = time.time() + 90
+    while state_of(second) != "running" and time.time() < deadline:
+        time.sleep(0.3)
+    again.run()
+    again.button(key=f"tr_cancel_{second.name}").click()
+    again.run()
+    deadline = time.time() + 60
+    while state_of(second) not in ("cancelled", "finished") and time.time() < deadline:
+        time.sleep(0.3)
+    assert state_of(second) == "cancelled"
+    again.run()
+    assert markdown_text(again).count("`cancelled`") == 2
