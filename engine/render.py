@@ -1,12 +1,18 @@
 """Plotly figures from arrays (no Streamlit here): density maps, score fields, particles,
 trajectories, client-side animations and bar charts.
 
-Every builder takes NumPy arrays (or lists) and returns a `plotly.graph_objects.Figure`.
-Point clouds are sent as float32 arrays (Plotly 6 encodes them as compact base64) and drawn with
-`Scattergl`; animations carry their frames so they play in the browser without a rerun.
+Every builder takes NumPy arrays (or lists) and returns a `Spec`: a plain Plotly figure dict
+({"data", "layout", "frames"}) wrapped so that `st.plotly_chart` sends it as is. Building
+`plotly.graph_objects` trees validates every property (a 40-frame animation took ~0.3 s to build and
+as long again to re-validate); these specs are checked against Plotly's schema in the tests
+instead. `spec.to_figure()` gives a validated `go.Figure` when you want to edit one.
+Point clouds are float32 arrays (Plotly 6 encodes them as compact base64) drawn with `scattergl`;
+animations carry their frames, so they play in the browser without a rerun.
 """
 
 from __future__ import annotations
+
+import base64
 
 import numpy as np
 import plotly.graph_objects as go
@@ -23,12 +29,70 @@ def _f32(a) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
 
 
-def _figure(data, layout: dict, frames=None) -> go.Figure:
-    """go.Figure without re-validating every nested property (the arrays are ours)."""
-    base = dict(margin=dict(l=10, r=10, t=40, b=10), font=_FONT, template="plotly_white")
+class Spec(go.Figure):
+    """A Plotly figure dict that `st.plotly_chart` (and `plotly.io.to_json`) take without
+    re-validating it: a `go.Figure` whose `to_dict()` returns the prebuilt dict.
+
+    Use `.spec` for the dict (tests read it) and `.to_figure()` for a real, editable go.Figure.
+    """
+
+    def __init__(self, spec: dict):
+        super().__init__()
+        self._spec = spec
+
+    @property
+    def spec(self) -> dict:
+        return self._spec
+
+    def to_dict(self):  # what plotly.tools.return_figure_from_figure_or_data sends on
+        return self._spec
+
+    def to_plotly_json(self):
+        return self._spec
+
+    def to_figure(self) -> go.Figure:
+        return go.Figure(self._spec)
+
+
+_DTYPES = {"float32": "f4", "float64": "f8", "int8": "i1", "int16": "i2", "int32": "i4",
+           "uint8": "u1", "uint16": "u2", "uint32": "u4"}
+
+
+def _typed(obj):
+    """NumPy arrays → Plotly.js typed-array specs {"dtype", "bdata"(, "shape")}, at any depth
+    (what plotly.py 6 sends for arrays; NaN stays NaN, which Plotly draws as a gap)."""
+    if isinstance(obj, np.ndarray):
+        code = _DTYPES.get(str(obj.dtype))
+        if code is None or obj.size == 0:
+            return obj.tolist()
+        arr = np.ascontiguousarray(obj)
+        out = {"dtype": code, "bdata": base64.b64encode(arr.tobytes()).decode("ascii")}
+        if arr.ndim > 1:
+            out["shape"] = ", ".join(str(n) for n in arr.shape)
+        return out
+    if isinstance(obj, dict):
+        return {k: _typed(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_typed(v) for v in obj]
+    return obj
+
+
+def _figure(data, layout: dict, frames=None) -> Spec:
+    base = dict(margin=dict(l=10, r=10, t=40, b=10), font=_FONT)
     base.update(layout)
-    fig = go.Figure(data=data, layout=base, frames=frames, skip_invalid=False)
-    return fig
+    spec = {"data": data, "layout": base}
+    if frames is not None:
+        spec["frames"] = frames
+    return Spec(_typed(spec))
+
+
+def colorscale(name_or_list):
+    """A named plotly.py colour scale ('Magma', 'Viridis_r', …) as the explicit list Plotly.js
+    needs (it knows only a few names, and these specs skip plotly.py's expansion)."""
+    if isinstance(name_or_list, str):
+        from plotly.colors import get_colorscale
+        return get_colorscale(name_or_list)
+    return name_or_list
 
 
 def _square_axes(lo: float, hi: float, n_panels: int = 1, gap: float = 0.06) -> dict:
@@ -69,22 +133,25 @@ def arrow_segments(points, vectors, length: float) -> tuple[np.ndarray, np.ndarr
     return _f32(pts[:, 0]), _f32(pts[:, 1])
 
 
+_scale = colorscale
+
+
 def field_figure(xs, ys, z, points, vectors, *, title: str, z_title: str, colorscale="Viridis",
                  arrow_length: float | None = None, means=None, zmin=None, zmax=None,
-                 arrow_color: str = "white", height: int = 460) -> go.Figure:
+                 arrow_color: str = "white", height: int = 460) -> Spec:
     """Heat map z(x, y) (rows = ys) with a quiver of `vectors` at `points` on top."""
     xs, ys = _f32(xs), _f32(ys)
-    data = [go.Heatmap(x=xs, y=ys, z=_f32(z), colorscale=colorscale, zmin=zmin, zmax=zmax,
+    data = [dict(type="heatmap", x=xs, y=ys, z=_f32(z), colorscale=_scale(colorscale), zmin=zmin, zmax=zmax,
                        colorbar=dict(title=dict(text=z_title, side="right"), thickness=12),
                        hovertemplate="x=%{x:.2f}<br>y=%{y:.2f}<br>" + z_title + "=%{z:.3g}<extra></extra>")]
     if points is not None and len(points):
         length = arrow_length or 0.9 * float(xs[1] - xs[0]) * max(1, len(xs) // max(1, int(np.sqrt(len(points)))))
         ax, ay = arrow_segments(points, vectors, length)
-        data.append(go.Scattergl(x=ax, y=ay, mode="lines", line=dict(color=arrow_color, width=1.4),
+        data.append(dict(type="scattergl", x=ax, y=ay, mode="lines", line=dict(color=arrow_color, width=1.4),
                                  hoverinfo="skip", name="score"))
     if means is not None:
         m = _f32(means)
-        data.append(go.Scatter(x=m[:, 0], y=m[:, 1], mode="markers", marker=MEAN_MARKER,
+        data.append(dict(type="scatter", x=m[:, 0], y=m[:, 1], mode="markers", marker=MEAN_MARKER,
                                name="means", hoverinfo="skip"))
     layout = dict(title=dict(text=title), showlegend=False, height=height,
                   **_square_axes(float(xs[0]), float(xs[-1])))
@@ -92,15 +159,16 @@ def field_figure(xs, ys, z, points, vectors, *, title: str, z_title: str, colors
 
 
 def line_figure(x, series: dict, *, title: str, x_title: str, y_title: str,
-                vline: float | None = None, height: int = 320, colors: dict | None = None) -> go.Figure:
+                vline: float | None = None, height: int = 320, colors: dict | None = None) -> Spec:
     """Several named lines over a shared x (e.g. a probe point's score as a weight moves)."""
     x = _f32(x)
     colors = colors or {}
-    data = [go.Scatter(x=x, y=_f32(y), mode="lines", name=name,
+    data = [dict(type="scatter", x=x, y=_f32(y), mode="lines", name=name,
                        line=dict(width=2.5, color=colors.get(name))) for name, y in series.items()]
     layout = dict(title=dict(text=title), height=height, xaxis=dict(title=dict(text=x_title)),
                   yaxis=dict(title=dict(text=y_title)),
-                  legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                  margin=dict(l=10, r=10, t=80, b=10))
     if vline is not None:
         layout["shapes"] = [dict(type="line", x0=vline, x1=vline, yref="paper", y0=0, y1=1,
                                  line=dict(color="gray", dash="dot"))]
@@ -109,15 +177,15 @@ def line_figure(x, series: dict, *, title: str, x_title: str, y_title: str,
 
 # -- particles -------------------------------------------------------------------------------
 
-def _contour(xs, ys, z, axis_suffix: str = "", show_scale: bool = False) -> go.Contour:
-    return go.Contour(x=_f32(xs), y=_f32(ys), z=_f32(z), xaxis=f"x{axis_suffix}",
+def _contour(xs, ys, z, axis_suffix: str = "", show_scale: bool = False) -> dict:
+    return dict(type="contour", x=_f32(xs), y=_f32(ys), z=_f32(z), xaxis=f"x{axis_suffix}",
                       yaxis=f"y{axis_suffix}", colorscale="Greys", reversescale=False,
                       ncontours=12, contours=dict(coloring="lines"), line=dict(width=1),
                       showscale=show_scale, hoverinfo="skip", opacity=0.6)
 
 
 def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: float,
-                     means=None, height: int = 470, title: str | None = None) -> go.Figure:
+                     means=None, height: int = 470, title: str | None = None) -> Spec:
     """Side-by-side panels of final particles over the target's log-density contours.
 
     Each panel: {"name", "color", "points" (N,2), optional "trajectories" (F,M,2), optional
@@ -130,7 +198,7 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
         sfx = "" if i == 0 else str(i + 1)
         data.append(_contour(xs, ys, log_density, sfx))
         pts = _f32(panel["points"])
-        data.append(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers", xaxis=f"x{sfx}",
+        data.append(dict(type="scattergl", x=pts[:, 0], y=pts[:, 1], mode="markers", xaxis=f"x{sfx}",
                                  yaxis=f"y{sfx}", name=panel["name"],
                                  marker=dict(size=4, color=panel["color"], opacity=0.55),
                                  hovertemplate="(%{x:.2f}, %{y:.2f})<extra></extra>"))
@@ -140,15 +208,15 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
             f, m, _ = traj.shape
             lines = np.concatenate([traj.transpose(1, 0, 2), np.full((m, 1, 2), np.nan, np.float32)], 1)
             lines = lines.reshape(-1, 2)
-            data.append(go.Scattergl(x=lines[:, 0], y=lines[:, 1], mode="lines", xaxis=f"x{sfx}",
+            data.append(dict(type="scattergl", x=lines[:, 0], y=lines[:, 1], mode="lines", xaxis=f"x{sfx}",
                                      yaxis=f"y{sfx}", name="trajectories", hoverinfo="skip",
-                                     line=dict(color="black", width=1.2), opacity=0.8))
-            data.append(go.Scattergl(x=traj[0, :, 0], y=traj[0, :, 1], mode="markers",
+                                     line=dict(color="#222222", width=1), opacity=0.55))
+            data.append(dict(type="scattergl", x=traj[0, :, 0], y=traj[0, :, 1], mode="markers",
                                      xaxis=f"x{sfx}", yaxis=f"y{sfx}", name="start", hoverinfo="skip",
                                      marker=dict(symbol="circle-open", size=8, color="black")))
         if means is not None:
             mm = _f32(means)
-            data.append(go.Scatter(x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
+            data.append(dict(type="scatter", x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
                                    yaxis=f"y{sfx}", marker=MEAN_MARKER, name="means", hoverinfo="skip"))
         annotations.append(dict(text=f"<b>{panel['name']}</b>", xref=f"x{sfx} domain",
                                 yref=f"y{sfx} domain", x=0.5, y=1.0, yanchor="bottom",
@@ -163,7 +231,7 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
 
 def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_density, *,
                      lo: float, hi: float, means=None, height: int = 470,
-                     frame_ms: int = 120) -> go.Figure:
+                     frame_ms: int = 120) -> Spec:
     """Particles moving through the sampling steps, panels side by side, as Plotly frames.
 
     Each panel: {"name", "color", "frames" (F, M, 2)} with the same F for every panel; the
@@ -177,12 +245,12 @@ def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_de
         data.append(_contour(xs, ys, log_density, sfx))
         if means is not None:
             mm = _f32(means)
-            data.append(go.Scatter(x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
+            data.append(dict(type="scatter", x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
                                    yaxis=f"y{sfx}", marker=MEAN_MARKER, hoverinfo="skip"))
         first = _f32(panel["frames"][0])
         moving.append(len(data))
         # Plain Scatter (not gl): Plotly animates SVG traces smoothly between frames.
-        data.append(go.Scatter(x=first[:, 0], y=first[:, 1], mode="markers", xaxis=f"x{sfx}",
+        data.append(dict(type="scatter", x=first[:, 0], y=first[:, 1], mode="markers", xaxis=f"x{sfx}",
                                yaxis=f"y{sfx}", name=panel["name"], hoverinfo="skip",
                                marker=dict(size=4, color=panel["color"], opacity=0.6)))
         annotations.append(dict(text=f"<b>{panel['name']}</b>", xref=f"x{sfx} domain",
@@ -193,8 +261,8 @@ def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_de
         traces = []
         for panel in panels:
             pts = _f32(panel["frames"][k])
-            traces.append(go.Scatter(x=pts[:, 0], y=pts[:, 1]))
-        frames.append(go.Frame(data=traces, traces=moving, name=str(k)))
+            traces.append(dict(type="scatter", x=pts[:, 0], y=pts[:, 1]))
+        frames.append(dict(data=traces, traces=moving, name=str(k)))
     play = dict(frame=dict(duration=frame_ms, redraw=False), fromcurrent=True,
                 transition=dict(duration=0), mode="immediate")
     pause = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
@@ -219,14 +287,15 @@ def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_de
 # -- numbers ---------------------------------------------------------------------------------
 
 def weights_figure(labels: list[str], bars: dict, *, colors: dict | None = None,
-                   title: str = "Mode weights", height: int = 330) -> go.Figure:
+                   title: str = "Mode weights", height: int = 330) -> Spec:
     """Grouped bars: for each mode, one bar per series (e.g. target, plain, annealed)."""
     colors = colors or {}
-    data = [go.Bar(x=list(labels), y=[float(v) for v in values], name=name,
-                   marker_color=colors.get(name), text=[f"{float(v):.3f}" for v in values],
+    data = [dict(type="bar", x=list(labels), y=[float(v) for v in values], name=name,
+                   marker=dict(color=colors.get(name)), text=[f"{float(v):.3f}" for v in values],
                    textposition="outside", cliponaxis=False)
             for name, values in bars.items()]
     layout = dict(title=dict(text=title), barmode="group", height=height,
-                  yaxis=dict(range=[0, 1.08], title=dict(text="fraction of particles")),
-                  legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.35))
+                  yaxis=dict(range=[0, 1.1], title=dict(text="fraction of particles")),
+                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                  margin=dict(l=10, r=10, t=80, b=10))
     return _figure(data, layout)

@@ -4,6 +4,10 @@ from pathlib import Path
 
 import streamlit as st
 
+import nav  # helper module next to app.py
+
+nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
+
 ROOT = Path(__file__).resolve().parent.parent
 
 st.title("Score Lab")

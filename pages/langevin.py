@@ -16,9 +16,13 @@ from engine.noise import ScheduleError
 from engine.samplers import SamplerDiverged
 from engine.targets import GaussianMixture, TargetError
 
+import nav  # helper module next to app.py
+
+nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
+
 N_FRAMES = 40          # animation frames after the initial one
 ANIM_PARTICLES = 300   # particles shown in the animation
-N_TRAJ = 6             # trajectories drawn on the final-particles figure
+N_TRAJ = 4             # trajectories drawn on the final-particles figure
 SHOW_PARTICLES = 1000  # final particles drawn per panel (all are used for the numbers)
 STEP_SIZES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 PARTICLES = [100, 250, 500, 1000, 2000, 4000]
@@ -77,14 +81,17 @@ with st.container(border=True):
     with c4:
         st.markdown("**Particles**")
         n = st.select_slider("Particles", PARTICLES, value=1000, key="lv_n")
-        denoise = st.checkbox("Final denoising step x + σ_L² s(x, σ_L)", value=False, key="lv_denoise",
-                              help="Tweedie's formula removes the σ_L noise left by annealing.")
+        denoise = st.checkbox("Final denoising step", value=False, key="lv_denoise",
+                              help="Annealed only: x ← x + σ_L²·s(x, σ_L) (Tweedie's formula) "
+                                   "removes the σ_L noise left by annealing.")
         seed = int(st.session_state.get("seed", 0))
         st.caption(f"Seed {seed} (sidebar) · exact score on CPU")
 
 means = ((a, a), (-a, -a))
 total = levels * steps
-every = max(1, math.ceil(total / N_FRAMES))
+# Record every `every` steps, a divisor of T so each level's end is a frame (≈ N_FRAMES frames).
+per_level = max(1, math.ceil(N_FRAMES / levels))
+every = next(d for d in range(max(1, math.ceil(steps / per_level)), steps + 1) if steps % d == 0)
 base = MixConfig(means=means, weights=(w, 1.0 - w), particles=n, step_size=eps,
                  sigma_max=sigma_max, sigma_min=sigma_min, levels=levels, seed=seed,
                  denoise=denoise, record_every=every, record_particles=min(n, ANIM_PARTICLES))
@@ -112,13 +119,18 @@ with tab_final:
     panels = []
     for name, out in results.items():
         frames = out["frames"]
+        # One point per noise level (every T steps, for both samplers): the path stays readable
+        # even when the annealed particles roam far at the large σ levels.
+        at_levels = [i for i, s in enumerate(out["frame_steps"]) if s % steps == 0]
         panels.append(dict(name=name, color=colors[name], points=out["x"][:SHOW_PARTICLES],
-                           trajectories=frames[:, :N_TRAJ] if frames is not None else None))
+                           trajectories=frames[at_levels, :N_TRAJ] if frames is not None else None))
     st.plotly_chart(render.particles_figure(panels, grid["g"], grid["g"], grid["logp"], lo=-lim,
                                             hi=lim, means=means),
                     key="lv_final", config={"displaylogo": False})
-    st.caption(f"Grey: contours of the target's log-density. Black lines: {N_TRAJ} particles' "
-               "paths from their start (open circle). × marks the means.")
+    st.caption(f"Grey: contours of the target's log-density; × marks the means. Black lines: "
+               f"{N_TRAJ} particles' paths from their start (open circle), one point every {steps} "
+               "steps (the end of each annealed noise level). At the large noise levels the "
+               "annealed particles roam far beyond this window.")
 with tab_anim:
     if len(results) == 2:
         plain, ann = results["Plain Langevin"], results["Annealed Langevin"]
@@ -144,15 +156,18 @@ with left:
                                           title="Recovered vs target weights"),
                     key="lv_weights", config={"displaylogo": False})
 with right:
-    st.markdown("**Errors against the target**")
+    rows = ["| | " + " | ".join(labels) + " | weight error (TV) | sliced W₂ |",
+            "|---|" + "---:|" * (len(labels) + 2),
+            "| Target | " + " | ".join(f"{v:.3f}" for v in bars["Target"]) + " | 0 | 0 |"]
     for name, out in results.items():
-        m1, m2 = st.columns(2)
-        m1.metric(f"{name}: weight error (TV)", f"{out['tv']:.3f}",
-                  help="Total variation ½Σ|ŵ_k − w_k| between recovered and target weights.")
-        m2.metric("sliced Wasserstein to exact samples", f"{out['sw']:.2f}",
-                  help="Distance between the particles and exact samples of the target.")
-    st.caption(" · ".join(f"{name}: {out['nfe']} score evaluations in {out['seconds'] * 1e3:.0f} ms"
-                          for name, out in results.items()))
+        rows.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in out["weights"])
+                    + f" | **{out['tv']:.3f}** | {out['sw']:.2f} |")
+    st.markdown("**Recovered weights and errors**\n\n" + "\n".join(rows))
+    st.caption("Weight error: total variation ½Σ|ŵ_k − w_k| between the share of particles "
+               "nearest each mode and the target. Sliced W₂: distance between the particles and "
+               "exact samples of the target (it also sees the spread, not only the weights). "
+               + " · ".join(f"{name}: {out['nfe']} score evaluations in {out['seconds'] * 1e3:.0f} ms"
+                            for name, out in results.items()) + ".")
 
 st.subheader("What to look for, and why")
 st.markdown("Plain Langevin dynamics follows the score with a little noise:")

@@ -10,6 +10,10 @@ import torch
 from engine import render
 from engine.targets import GaussianMixture, TargetError
 
+import nav  # helper module next to app.py
+
+nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
+
 LO, HI = -10.0, 10.0
 HEAT_N = 101     # heat-map resolution
 ARROW_N = 17     # arrows per side
@@ -94,12 +98,12 @@ with right:
     st.plotly_chart(
         render.field_figure(data["gx"], data["gx"], data["diff"], data["arrows_at"],
                             data["arrows_diff"], title=f"|s_w − s_w′|: weight {w:.2f} → {w_other:.2f}",
-                            z_title="|Δ score|", colorscale="Magma", means=data["means"],
-                            arrow_color="#7fdbff"),
+                            z_title="|Δ score|", colorscale="Reds", means=data["means"],
+                            arrow_color="#08306b"),
         key="scores_diff", config={"displaylogo": False})
 
 m1, m2 = st.columns([1, 2])
-m1.metric("Plane where the field changes by more than 1 %", f"{100 * data['changed']:.1f} %",
+m1.metric("Area where the field moved > 1 %", f"{100 * data['changed']:.1f} %",
           help="Share of the 20×20 box where |s_w − s_w′| > 0.01·|s_w|.")
 m2.markdown(
     "At **σ = 0** the two fields agree almost everywhere: only a thin band between the modes "

@@ -1,0 +1,57 @@
+"""One real-browser smoke test: `streamlit run app.py` in headless Debian Chromium, go to the
+Langevin page, move a slider with the keyboard, and see the figures change."""
+
+from __future__ import annotations
+
+from tests.browser import wait_idle
+
+# The Plotly figures as the browser holds them: each chart's div carries its `data`.
+READ_BARS = """() => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    if (gd.data && gd.data.length && gd.data[0].type === 'bar') {
+      return gd.data.map(t => [t.name, Array.from(t.y)]);
+    }
+  }
+  return null;
+}"""
+
+# The annealed panel's final particles (right-hand axes x2). Point arrays arrive base64-encoded;
+# Plotly's `_fullData` holds them decoded. (Plain Langevin's particles barely move when the weight
+# changes — that is the page's point — so they are not a good witness of a rerun.)
+READ_PARTICLES = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const t = gd && gd._fullData && gd._fullData.find(
+    d => d.type === 'scattergl' && d.mode === 'markers' && d.xaxis === 'x2');
+  return t ? Array.from(t.x).slice(0, 20) : null;
+}"""
+
+
+def test_langevin_page_slider_changes_the_figures(streamlit_server, browser_page, tmp_path):
+    page = browser_page
+    page.goto(streamlit_server)
+    page.wait_for_selector("[data-testid='stSidebarNav']", timeout=90_000)
+    wait_idle(page)
+    page.get_by_role("link", name="Langevin vs annealed").first.click()
+    page.wait_for_selector(".js-plotly-plot", timeout=90_000)
+    wait_idle(page)
+    page.wait_for_function(f"({READ_BARS})() !== null", timeout=30_000)
+
+    bars = dict(page.evaluate(READ_BARS))
+    assert [round(v, 6) for v in bars["Target"]] == [0.8, 0.2]
+    particles = page.evaluate(READ_PARTICLES)
+    assert particles
+
+    # The first slider on the page is the weight of the mode at (a, a): one step left is 0.75.
+    slider = page.locator("[data-testid='stSlider'] input[type='range']").first
+    slider.focus()
+    slider.press("ArrowLeft")
+    page.wait_for_function(
+        f"(() => {{ const b = ({READ_BARS})(); return b && b[0][1][0] < 0.8; }})()", timeout=90_000)
+    wait_idle(page)
+
+    bars_after = dict(page.evaluate(READ_BARS))
+    assert [round(v, 6) for v in bars_after["Target"]] == [0.75, 0.25]
+    assert page.evaluate(READ_PARTICLES) != particles
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.screenshot(path=str(tmp_path / "langevin.png"), full_page=True)
+    assert (tmp_path / "langevin.png").stat().st_size > 10_000

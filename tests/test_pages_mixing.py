@@ -1,0 +1,131 @@
+"""The app shell and the mixing pages (Scores, Langevin vs annealed) through AppTest: every page
+runs, sliders reach the figures, the Scores page shows the seeds' point, bad input is one sentence."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+
+def _page_files() -> list[str]:
+    """The pages app.py lists and whose file exists (other pages are written concurrently)."""
+    import ast
+
+    tree = ast.parse((ROOT / "app.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PAGES":
+            entries = ast.literal_eval(node.value)
+            return [path for path, *_ in entries if (ROOT / path).exists()]
+    raise AssertionError("app.py has no PAGES list")
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def decode(arr) -> np.ndarray:
+    """A Plotly typed array {"dtype", "bdata"} (or a plain list) as a NumPy array."""
+    if isinstance(arr, dict) and "bdata" in arr:
+        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=np.dtype(arr["dtype"]))
+    return np.asarray(arr, dtype=float)
+
+
+def bar_values(spec: dict) -> dict[str, np.ndarray]:
+    return {t["name"]: decode(t["y"]) for t in spec["data"] if t["type"] == "bar"}
+
+
+def open_page(app_test, path: str):
+    at = app_test.run()
+    assert not at.exception, at.exception
+    at.switch_page(path).run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("path", _page_files())
+def test_every_listed_page_runs(app_test, path, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCORELAB_RUNS", str(tmp_path))
+    at = open_page(app_test, path)
+    assert not at.error, [e.value for e in at.error]
+    if path in ("pages/home.py", "pages/scores.py", "pages/langevin.py"):
+        # The shared sidebar controls (defined in app.py) are there with their defaults.
+        assert at.number_input(key="seed").value == 0
+        assert at.selectbox(key="device").value == "cpu" or at.selectbox(key="device").value
+
+
+def test_home_links_every_present_page(app_test):
+    at = app_test.run()
+    links = {el.proto.page for el in at.get("page_link")}  # URL names: "scores", "langevin", …
+    expected = {p.removeprefix("pages/").removesuffix(".py") for p in _page_files()}
+    assert expected - {"home"} <= links
+
+
+def test_langevin_defaults_are_the_seeds_experiment_and_weight_slider_reaches_figures(app_test):
+    at = open_page(app_test, "pages/langevin.py")
+    assert not at.error
+    final, anim, weights = charts(at)
+    bars = bar_values(weights)
+    np.testing.assert_allclose(bars["Target"], [0.8, 0.2])
+    # The seeds' point, as the page draws it: annealed recovers 0.8/0.2, plain does not.
+    assert abs(bars["Annealed Langevin"][0] - 0.8) < 0.05
+    assert abs(bars["Plain Langevin"][0] - 0.8) > 0.2
+    # The animation plays client-side: frames plus a play button.
+    assert len(anim["frames"]) == 41
+    assert anim["layout"]["updatemenus"][0]["buttons"][0]["method"] == "animate"
+
+    at.slider(key="lv_w").set_value(0.6).run()
+    assert not at.exception
+    final2, _, weights2 = charts(at)
+    np.testing.assert_allclose(bar_values(weights2)["Target"], [0.6, 0.4])
+    assert final2["data"] != final["data"]  # new target: new contours and particles
+
+
+def test_both_samplers_start_from_the_same_particles(app_test):
+    at = open_page(app_test, "pages/langevin.py")
+    anim = charts(at)[1]
+    moving = [t for t in anim["data"] if t["type"] == "scatter" and t.get("name")]
+    first = [np.stack([decode(t["x"]), decode(t["y"])], 1) for t in moving]
+    assert len(first) == 2
+    np.testing.assert_array_equal(first[0], first[1])
+    assert first[0].min() >= -8 and first[0].max() <= 8  # uniform in [−8, 8]²
+
+
+def test_bad_schedule_is_one_sentence_and_plain_still_shows(app_test):
+    at = open_page(app_test, "pages/langevin.py")
+    at.slider(key="lv_smax").set_value(1.0)
+    at.slider(key="lv_smin").set_value(2.0).run()
+    assert not at.exception
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "σ_max" in message and message.count(". ") <= 1
+    assert bar_values(charts(at)[-1]).keys() == {"Target", "Plain Langevin"}
+
+
+def test_diverging_step_size_is_reported_with_a_hint(app_test):
+    at = open_page(app_test, "pages/langevin.py")
+    at.select_slider(key="lv_eps").set_value(5.0).run()
+    assert not at.exception
+    assert at.error and all("smaller step size" in e.value for e in at.error)
+
+
+def test_scores_page_far_field_is_blind_to_the_weight_until_sigma_is_large(app_test):
+    at = open_page(app_test, "pages/scores.py")
+    field, diff, probe = charts(at)
+    changed_at_0 = float(at.metric[0].value.rstrip(" %"))
+    # Probe curves: near either mode the score does not move with w; midway it does.
+    curves = {t["name"]: decode(t["y"]) for t in probe["data"]}
+    assert np.ptp(curves["near the major mode (4, 4)"]) < 1e-3
+    assert np.ptp(curves["near the minor mode (−4, −4)"]) < 1e-3
+    assert np.ptp(curves["midway (0, 0)"]) > 5  # 5(2w − 1) from w = 0.01 to 0.99
+    assert changed_at_0 < 15
+
+    at.slider(key="scores_sigma").set_value(10.0).run()
+    assert not at.exception
+    field2, _, _ = charts(at)
+    assert field2["data"][0]["z"] != field["data"][0]["z"]
+    assert float(at.metric[0].value.rstrip(" %")) > 50  # overlapping components: w felt everywhere
