@@ -31,7 +31,8 @@ if __name__ != "__main__":
 
 from .losses import OBJECTIVES, PROJECTIONS
 from .targets import parse_numbers, parse_points
-from .train2d import CONDITIONINGS, DATA_CHOICES, Train2DConfig, print_progress, train, write_run_config
+from .train2d import (CONDITIONINGS, DATA_CHOICES, Train2DConfig, cli_argv, print_progress, train,
+                      write_run_config)
 
 
 def add_arguments(p) -> None:
@@ -99,8 +100,11 @@ def run(args) -> int:
         # The run folder (when the app launched us) must say why nothing happened.
         RunWriter(args.out, handle_sigterm=False).status("failed", step=0, message=str(err))
         raise
-    write_run_config(args.out, args.name or config.objective, sys.argv[1:], config)
+    # status.json (running, our pid) BEFORE config.json: a job manager scanning the same root must
+    # never see this folder as a queued run and launch it a second time.
     writer = RunWriter(args.out, total=config.steps)
+    writer.status("running", step=0, total=config.steps, message="Starting.")
+    write_run_config(args.out, args.name or config.objective, cli_argv(config), config)
     if _EARLY_SIGTERM:
         writer._on_sigterm(signal.SIGTERM, None)
     progress = None if args.quiet else print_progress

@@ -317,6 +317,30 @@ def _one_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+def cli_argv(c: Train2DConfig) -> list[str]:
+    """The `python -m engine train2d` flags (without --out) that reproduce this config."""
+    argv = ["train2d", "--data", c.data, "--objective", c.objective, "--steps", str(c.steps),
+            "--batch", str(c.batch), "--lr", f"{c.lr!r}", "--hidden", str(c.hidden),
+            "--depth", str(c.depth), "--activation", c.activation, "--seed", str(c.seed),
+            "--n-data", str(c.n_data), "--eval-every", str(c.eval_every), "--log-every", str(c.log_every),
+            "--checkpoint-every", str(c.checkpoint_every), "--quiet"]
+    if c.data == "mixture":
+        argv += ["--means", ";".join(",".join(f"{v!r}" for v in m) for m in c.means),
+                 "--weights", ",".join(f"{w!r}" for w in c.weights)]
+        if c.stds:
+            argv += ["--stds", ",".join(f"{s!r}" for s in c.stds)]
+    if c.objective == "dsm":
+        argv += ["--sigma", f"{c.sigma!r}"]
+    if c.objective == "ncsn":
+        argv += ["--sigma-max", f"{c.sigma_max!r}", "--sigma-min", f"{c.sigma_min!r}",
+                 "--levels", str(c.levels), "--conditioning", c.conditioning]
+    if c.objective in ("ssm", "ssm-vr"):
+        argv += ["--projection", c.projection, "--projections", str(c.n_projections)]
+    if c.perturb > 0:
+        argv += ["--perturb", f"{c.perturb!r}"]
+    return argv
+
+
 def write_run_config(run_dir, name: str, argv: list[str], config: Train2DConfig) -> None:
     """config.json for a run started from the command line (the job manager writes its own)."""
     path = Path(run_dir) / "config.json"

@@ -17,7 +17,7 @@ from engine.jobs import JobManager, default_runs_root
 from engine.noise import largest_pairwise_distance
 from engine.runs import read_metrics
 from engine.targets import SAMPLE_SETS, GaussianMixture, sample_set
-from engine.train2d import Train2DConfig, run_summary, time_objectives
+from engine.train2d import Train2DConfig, cli_argv, run_summary, time_objectives
 
 import nav  # helper module next to app.py
 
@@ -94,28 +94,9 @@ def run_label(info) -> str:
     return f"{info.name} · {cfg.get('objective', '?')} · {cfg.get('data', '?')} · {info.dir.name[:15]}"
 
 
-def argv_for(c: Train2DConfig) -> list[str]:
-    argv = ["train2d", "--data", c.data, "--objective", c.objective, "--steps", str(c.steps),
-            "--batch", str(c.batch), "--lr", f"{c.lr:g}", "--hidden", str(c.hidden),
-            "--depth", str(c.depth), "--seed", str(c.seed), "--quiet"]
-    if c.data == "mixture":
-        argv += ["--means", ";".join(",".join(f"{v:g}" for v in m) for m in c.means),
-                 "--weights", ",".join(f"{w:g}" for w in c.weights)]
-    if c.objective == "dsm":
-        argv += ["--sigma", f"{c.sigma:g}"]
-    if c.objective == "ncsn":
-        argv += ["--sigma-max", f"{c.sigma_max:g}", "--sigma-min", f"{c.sigma_min:g}",
-                 "--levels", str(c.levels), "--conditioning", c.conditioning]
-    if c.objective in ("ssm", "ssm-vr"):
-        argv += ["--projection", c.projection, "--projections", str(c.n_projections)]
-    if c.perturb > 0:
-        argv += ["--perturb", f"{c.perturb:g}"]
-    return argv
-
-
 def submit(config: Train2DConfig, name: str, tag: str | None = None) -> Path:
     extra = {"tag": tag} if tag else {}
-    return jobs().submit(argv_for(config), name=name, config={**config.to_dict(), **extra})
+    return jobs().submit(cli_argv(config), name=name, config={**config.to_dict(), **extra})
 
 
 # -- page -------------------------------------------------------------------------------------------

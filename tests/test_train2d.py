@@ -169,3 +169,25 @@ def test_cli_mix_with_a_corrupt_checkpoint_prints_one_line_and_fails(tmp_path):
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == ["error: m.safetensors is not a readable safetensors "
                                                 "file (truncated or corrupt)."]
+
+
+@pytest.mark.parametrize("config", [
+    Train2DConfig(),
+    Train2DConfig(objective="dsm", sigma=0.37, weights=(0.65, 0.35), means=((1.5, 2.0), (-3.0, 0.25)),
+                  stds=(0.5, 1.25), lr=3e-4, hidden=64, depth=3, seed=7),
+    Train2DConfig(data="curve", objective="ssm", projection="rademacher", n_projections=3, perturb=0.01),
+    Train2DConfig(objective="ncsn", conditioning="divide", sigma_max=12.5, sigma_min=0.05, levels=17),
+])
+def test_the_job_command_reproduces_the_page_config(config):
+    """The page submits cli_argv(config); the worker parses it back into the same config."""
+    import argparse
+
+    from engine import cli_train2d
+    from engine.train2d import cli_argv
+
+    parser = argparse.ArgumentParser()
+    cli_train2d.add_arguments(parser)
+    argv = cli_argv(config)
+    assert argv[0] == "train2d"
+    args = parser.parse_args([*argv[1:], "--out", "unused"])
+    assert cli_train2d.config_from_args(args) == config
