@@ -95,7 +95,10 @@ every = next(d for d in range(max(1, math.ceil(steps / per_level)), steps + 1) i
 base = MixConfig(means=means, weights=(w, 1.0 - w), particles=n, step_size=eps,
                  sigma_max=sigma_max, sigma_min=sigma_min, levels=levels, seed=seed,
                  denoise=denoise, record_every=every, record_particles=min(n, ANIM_PARTICLES))
-configs = {"Plain Langevin": replace(base, sampler="langevin", steps=total, denoise=False),
+# Plain Langevin ignores the σ schedule: reset those fields so σ sliders do not rerun it.
+configs = {"Plain Langevin": replace(base, sampler="langevin", steps=total, denoise=False,
+                                     sigma_max=MixConfig.sigma_max, sigma_min=MixConfig.sigma_min,
+                                     levels=MixConfig.levels),
            "Annealed Langevin": replace(base, sampler="annealed", steps=steps)}
 colors = {"Plain Langevin": render.PLAIN, "Annealed Langevin": render.ANNEALED,
           "Target": render.TARGET}

@@ -1,0 +1,218 @@
+"""python -m engine bench TOPIC: measurements (not tests).
+
+  mixing  sampler throughput in particle-steps/s for the exact-score mixture, against a plain
+          NumPy loop of the same chain in the same run; and the script time of a Langevin page
+          rerun after a slider change at the defaults (AppTest, first run excluded).
+  mnist   engine/bench_mnist.py   (when present)
+  sde     engine/bench_sde.py     (when present)
+
+Other topics' modules are imported only when their topic runs; they expose add_arguments(parser)
+and run(args) like the CLI commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+OTHER_TOPICS = {"mnist": "engine.bench_mnist", "sde": "engine.bench_sde"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def add_arguments(p) -> None:
+    sub = p.add_subparsers(dest="topic", metavar="TOPIC", required=True, parser_class=type(p))
+    mix = sub.add_parser("mixing", help="exact-score Langevin throughput and the page update time")
+    mix.add_argument("--particles", type=int, default=1000)
+    mix.add_argument("--steps", type=int, default=1000, help="Langevin steps per measurement")
+    mix.add_argument("--repeats", type=int, default=3, help="measurements; the median is reported")
+    mix.add_argument("--no-page", action="store_true", help="skip the page-rerun measurement")
+    mix.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    for topic, module in OTHER_TOPICS.items():
+        if importlib.util.find_spec(module) is not None:
+            other = sub.add_parser(topic, help=f"see python -m engine bench {topic} --help",
+                                   add_help=False)
+            other.add_argument("rest", nargs=argparse.REMAINDER)
+
+
+def run(args) -> int:
+    if args.topic != "mixing":
+        module = importlib.import_module(OTHER_TOPICS[args.topic])
+        parser = type_of_parser()(prog=f"python -m engine bench {args.topic}")
+        module.add_arguments(parser)
+        return int(module.run(parser.parse_args(args.rest)) or 0)
+    return bench_mixing(args)
+
+
+def type_of_parser():
+    from .__main__ import OneLineParser
+    return OneLineParser
+
+
+# -- sampler throughput ----------------------------------------------------------------------
+
+def _numpy_chain(x0, means, variances, weights, step_size: float, steps: int, seed: int):
+    """The same plain Langevin chain written as a direct NumPy loop (float32, like the engine)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = x0.astype(np.float32).copy()
+    mu = means[:, None, :].astype(np.float32)                      # (K, 1, d)
+    neg_inv_var = (-1.0 / variances)[:, None, :].astype(np.float32)
+    const = (np.log(weights) - 0.5 * np.log(variances).sum(-1))[:, None].astype(np.float32)
+    noise = rng.standard_normal((steps, *x.shape), dtype=np.float32) * np.float32(math.sqrt(step_size))
+    half = np.float32(step_size / 2)
+    for t in range(steps):
+        diff = x[None] - mu                                         # (K, N, d)
+        scaled = diff * neg_inv_var                                 # −(x − μ_k)/v_k
+        logits = const + 0.5 * (diff * scaled).sum(-1)
+        logits -= logits.max(0)
+        e = np.exp(logits)
+        resp = e / e.sum(0)
+        score = (resp[..., None] * scaled).sum(0)
+        x = x + half * score + noise[t]
+    return x
+
+
+def _throughput(particles: int, steps: int, repeats: int) -> dict:
+    import numpy as np
+    import torch
+
+    from .samplers import init_particles, langevin_dynamics, plain_schedule, small_tensor_threads
+    from .targets import seeds_mixture
+
+    mixture = seeds_mixture()
+    x0 = init_particles("uniform:-8,8", particles, 2, generator=torch.Generator().manual_seed(0))
+    schedule = plain_schedule(0.1, steps)
+    means = np.array(mixture.means, dtype=np.float64)
+    variances = np.array(mixture.stds, dtype=np.float64) ** 2
+    weights = np.array(mixture.weights, dtype=np.float64)
+
+    torch_s, numpy_s = [], []
+    torch_x = numpy_x = None
+    with small_tensor_threads(particles * 2), torch.no_grad():
+        threads = torch.get_num_threads()
+        langevin_dynamics(mixture.score, x0, plain_schedule(0.1, 10), torch.Generator().manual_seed(1))
+        for r in range(repeats):  # interleaved, so both see the same machine load
+            start = time.perf_counter()
+            torch_x = langevin_dynamics(mixture.score, x0, schedule,
+                                        torch.Generator().manual_seed(1 + r)).x
+            torch_s.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            numpy_x = _numpy_chain(x0.numpy(), means, variances, weights, 0.1, steps, seed=1 + r)
+            numpy_s.append(time.perf_counter() - start)
+    from .metrics import mode_weights
+
+    t_med, n_med = statistics.median(torch_s), statistics.median(numpy_s)
+    work = particles * steps
+    return {
+        "particles": particles, "steps": steps, "repeats": repeats, "torch_threads": threads,
+        "engine_particle_steps_per_s": work / t_med,
+        "numpy_particle_steps_per_s": work / n_med,
+        "engine_over_numpy": n_med / t_med,
+        "engine_seconds": t_med, "numpy_seconds": n_med,
+        "engine_us_per_step": 1e6 * t_med / steps, "numpy_us_per_step": 1e6 * n_med / steps,
+        # The same chain (different noise draws): both should leave the weights near ½, ½.
+        "engine_mode_weights": [round(float(v), 3) for v in mode_weights(torch_x, mixture)],
+        "numpy_mode_weights": [round(float(v), 3) for v in
+                               mode_weights(torch.from_numpy(numpy_x), mixture)],
+    }
+
+
+# -- page rerun time ---------------------------------------------------------------------------
+
+def _page_rerun(repeats: int) -> dict:
+    """Time AppTest reruns of the Langevin page after slider changes (each value new, so not a
+    cache hit), the first run excluded. AppTest time = script time + AppTest's own bookkeeping,
+    so it is an upper bound on the script time."""
+    import logging
+
+    from streamlit.testing.v1 import AppTest
+
+    logging.getLogger("streamlit").setLevel(logging.ERROR)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("pages/langevin.py").run()
+    if at.exception:
+        raise RuntimeError(f"the Langevin page failed: {at.exception[0].message}")
+
+    def timed(change) -> float:
+        change()
+        start = time.perf_counter()
+        at.run()
+        elapsed = time.perf_counter() - start
+        if at.exception:
+            raise RuntimeError(f"the Langevin page failed: {at.exception[0].message}")
+        return elapsed
+
+    out = {}
+    weights = [0.75, 0.7, 0.65, 0.6, 0.55, 0.5][:repeats]
+    out["weight_slider_ms"] = [1e3 * timed(lambda w=w: at.slider(key="lv_w").set_value(w))
+                               for w in weights]
+    smax = [19.5, 19.0, 18.5, 18.0, 17.5, 17.0][:repeats]
+    out["sigma_max_slider_ms"] = [1e3 * timed(lambda s=s: at.slider(key="lv_smax").set_value(s))
+                                  for s in smax]
+    out["cached_rerun_ms"] = [1e3 * timed(lambda: None) for _ in range(max(1, repeats))]
+    for key in list(out):
+        out[key.replace("_ms", "_median_ms")] = statistics.median(out[key])
+
+    # Where the time goes: the two sampler runs the weight change triggers, timed alone.
+    from dataclasses import replace
+
+    from .experiments import MixConfig, run_mix
+    base = MixConfig(weights=(0.45, 0.55), record_every=25, record_particles=300)
+    sampling = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run_mix(replace(base, sampler="langevin", steps=1000))
+        run_mix(replace(base, sampler="annealed", steps=100))
+        sampling.append(time.perf_counter() - start)
+        base = replace(base, weights=(base.weights[0] - 0.01, base.weights[1] + 0.01))
+    out["both_samplers_ms"] = 1e3 * statistics.median(sampling)
+    return out
+
+
+def bench_mixing(args) -> int:
+    try:
+        with open("/proc/loadavg") as f:
+            load = float(f.read().split()[0])
+    except OSError:
+        load = float("nan")
+    result = {"load_average_1min": load, "throughput": _throughput(args.particles, args.steps,
+                                                                   args.repeats)}
+    if not args.no_page:
+        result["page"] = _page_rerun(args.repeats)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    t = result["throughput"]
+    print(f"machine load (1 min): {load:.2f}")
+    print(f"exact-score Langevin, {t['particles']} particles × {t['steps']} steps, median of "
+          f"{t['repeats']} (torch threads: {t['torch_threads']}):")
+    print(f"  engine (torch)  {t['engine_particle_steps_per_s']:>12,.0f} particle-steps/s  "
+          f"({t['engine_us_per_step']:.0f} µs/step)  weights {t['engine_mode_weights']}")
+    print(f"  plain NumPy     {t['numpy_particle_steps_per_s']:>12,.0f} particle-steps/s  "
+          f"({t['numpy_us_per_step']:.0f} µs/step)  weights {t['numpy_mode_weights']}")
+    print(f"  engine / NumPy  {t['engine_over_numpy']:.2f}x")
+    if "page" in result:
+        p = result["page"]
+        print("Langevin page rerun (AppTest, first run excluded; upper bound on script time):")
+        print(f"  weight slider (both samplers rerun)   median {p['weight_slider_median_ms']:.0f} ms  "
+              f"{[round(v) for v in p['weight_slider_ms']]}")
+        print(f"  σ_max slider (annealed only reruns)   median {p['sigma_max_slider_median_ms']:.0f} ms  "
+              f"{[round(v) for v in p['sigma_max_slider_ms']]}")
+        print(f"  cached rerun (values seen before)     median {p['cached_rerun_median_ms']:.0f} ms  "
+              f"{[round(v) for v in p['cached_rerun_ms']]}")
+        print(f"  of which both samplers (run_mix ×2)   median {p['both_samplers_ms']:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    from .__main__ import main
+    sys.exit(main(["bench", *sys.argv[1:]]))
