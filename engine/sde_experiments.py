@@ -166,3 +166,62 @@ def run_sde_cli(args) -> int:
         return 3
     print(json.dumps(result.summary()))
     return 0
+
+
+# -- views for the SDE page (pure functions of their arguments) ----------------------------------
+
+def forward_paths(mixture: GaussianMixture, sde: SDE, particles: int, steps: int = 200,
+                  record: int = 50, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Simulate the forward SDE from exact data samples with Euler–Maruyama (N = steps):
+    (times (F,), positions (F, particles, d)) at about `record` evenly spaced times, t = 0 … 1."""
+    g = torch.Generator().manual_seed(seed)
+    x = mixture.sample(particles, generator=g, dtype=torch.float64)
+    every = max(1, steps // record)
+    times, frames = [0.0], [x.clone()]
+    for i in range(steps):
+        f, G = sde.discretize(x, i / steps, steps)
+        x = x + f + G * torch.randn(x.shape, generator=g, dtype=x.dtype)
+        if (i + 1) % every == 0 or i == steps - 1:
+            times.append((i + 1) / steps)
+            frames.append(x.clone())
+    return torch.tensor(times), torch.stack(frames)
+
+
+def projected_log_density(mixture: GaussianMixture, sde: SDE, ts, us) -> torch.Tensor:
+    """log-density of u = (x₁ + x₂)/√2 under p_t, closed form (a 1-D mixture): (len(ts), len(us))."""
+    means, log_w, var0 = mixture.tensors(dtype=torch.float64)
+    dirn = torch.tensor([1.0, 1.0], dtype=torch.float64) / 2 ** 0.5
+    mu_u = means @ dirn                                    # (K,)
+    var_u = var0 @ (dirn**2)                               # (K,)
+    ts = torch.as_tensor(ts, dtype=torch.float64)
+    us = torch.as_tensor(us, dtype=torch.float64)
+    m = torch.as_tensor(sde.mean_coef(ts), dtype=torch.float64).reshape(-1, 1, 1)
+    s = torch.as_tensor(sde.std(ts), dtype=torch.float64).reshape(-1, 1, 1)
+    var = m**2 * var_u + s**2                              # (T, 1, K)
+    diff = us.reshape(1, -1, 1) - m * mu_u                 # (T, U, K)
+    logits = log_w - 0.5 * (diff**2 / var + torch.log(2 * torch.pi * var))
+    return torch.logsumexp(logits, dim=-1)
+
+
+def marginal_grid(mixture: GaussianMixture, sde: SDE, t: float, lo: float, hi: float, n: int = 60):
+    """(grid (n,), log p_t on the n×n grid) in closed form."""
+    from .sde import mixture_log_prob
+
+    g = torch.linspace(lo, hi, n, dtype=torch.float64)
+    xx, yy = torch.meshgrid(g, g, indexing="xy")
+    pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+    return g, mixture_log_prob(mixture, sde, pts, float(t)).reshape(n, n)
+
+
+def likelihood_maps(score_fn, sde: SDE, mixture: GaussianMixture, lo: float, hi: float,
+                    n: int = 32, rtol: float = 1e-5, atol: float = 1e-5) -> dict:
+    """ODE log-density of a (learned) score model on an n×n grid next to the exact log p."""
+    from .likelihood import ode_log_likelihood
+
+    g = torch.linspace(lo, hi, n, dtype=torch.float64)
+    xx, yy = torch.meshgrid(g, g, indexing="xy")
+    pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+    start = time.perf_counter()
+    res = ode_log_likelihood(score_fn, pts, sde, exact_trace=True, rtol=rtol, atol=atol)
+    return {"grid": g, "ode": res.log_p.reshape(n, n), "exact": mixture.log_prob(pts).reshape(n, n),
+            "nfe": res.nfe, "seconds": time.perf_counter() - start}

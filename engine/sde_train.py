@@ -80,6 +80,7 @@ def _loop(model, sde, draw, steps, lr, ema_decay, seed, weighting, writer, save,
     state = "finished"
     running = None
     step = 0
+    last_save = start
     for step in range(1, steps + 1):
         if writer is not None and writer.stop_requested:
             state = "cancelled"
@@ -107,8 +108,9 @@ def _loop(model, sde, draw, steps, lr, ema_decay, seed, weighting, writer, save,
                                "seconds": time.time() - start})
                 writer.status("running", step=step, total=steps,
                               message=f"loss {running:.4g}")
-        if save is not None and step % (record_every * 20) == 0:
+        if save is not None and (step % (record_every * 20) == 0 or time.time() - last_save > 300):
             save(ema, step, "running")
+            last_save = time.time()
     if save is not None:
         save(ema, step, state)
     return ema, step, state, running
@@ -207,6 +209,7 @@ def main(argv=None) -> int:
     p.add_argument("--minutes", type=float, default=None)
     p.add_argument("--threads", type=int, default=int(os.environ.get("SCORELAB_THREADS", "1")))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--channels", default="32,64,128,256", help="U-Net channels (mnist)")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     from .targets import parse_numbers, parse_points
@@ -226,7 +229,8 @@ def main(argv=None) -> int:
         else:
             kw = {k: v for k, v in (("steps", args.steps), ("batch", args.batch), ("lr", args.lr))
                   if v is not None}
-            cfg = SDETrainMnistConfig(weighting=args.weighting, max_minutes=args.minutes,
+            channels = tuple(int(c) for c in args.channels.split(","))
+            cfg = SDETrainMnistConfig(weighting=args.weighting, max_minutes=args.minutes, channels=channels,
                                       seed=args.seed, **kw)
             writer.total = cfg.steps
             _, meta, state = train_mnist(cfg, args.out, writer)
