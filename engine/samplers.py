@@ -141,6 +141,94 @@ def langevin_dynamics(score_fn: ScoreFn, x_init: torch.Tensor, schedule: Langevi
 annealed_langevin = langevin_dynamics
 
 
+def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
+                            schedules: list[LangevinSchedule],
+                            rngs: list[torch.Generator]) -> list[SampleResult]:
+    """Several Langevin chains on the exact score of one Gaussian mixture, run as one batch.
+
+    Chain b is exactly `langevin_dynamics(mixture.score, x_inits[b], schedules[b], rngs[b])`
+    — the same noise draws and the same float operations, so the same particles — but all chains
+    advance together in one (B, d, N) tensor, so each step costs one set of small-tensor ops
+    instead of B. The schedules must have the same total number of steps (levels may differ:
+    plain Langevin's one level of L·T steps next to annealed Langevin's L levels of T).
+    Raises SamplerDiverged for the first chain that diverges.
+    """
+    count = len(schedules)
+    total = schedules[0].total_steps
+    if any(s.total_steps != total for s in schedules) or len(x_inits) != count or len(rngs) != count:
+        raise ValueError("Batched chains need one init, schedule and generator each, and the "
+                         "same total number of steps.")
+    n, d = x_inits[0].shape
+    dtype, device = x_inits[0].dtype, x_inits[0].device
+    means, _, _ = mixture.tensors(device, dtype)
+    mean_col = means.unsqueeze(-1)                                   # (K, d, 1)
+    k = means.shape[0]
+    xs = torch.stack([x.T for x in x_inits])                         # (B, d, N)
+    neg_inv_var = torch.empty((count, k, d, 1), dtype=dtype, device=device)
+    const = torch.empty((count, k, 1), dtype=dtype, device=device)
+    half = [0.0] * count
+    noises: list = [None] * count
+    keeps = [s.record_particles or n for s in schedules]
+    frames = [[] for _ in range(count)]
+    frame_steps = [[] for _ in range(count)]
+    frame_levels = [[] for _ in range(count)]
+    for b, s in enumerate(schedules):
+        if s.record_every:
+            frames[b].append(x_inits[b][:keeps[b]].clone())
+            frame_steps[b].append(0)
+            frame_levels[b].append(0)
+    uniform_half = None
+    for step in range(total):
+        for b, s in enumerate(schedules):
+            if step % s.steps_per_level == 0:   # chain b enters a new level: as langevin_dynamics
+                level = step // s.steps_per_level
+                alpha = s.step_sizes[level]
+                noise = torch.randn((s.steps_per_level, n, d), generator=rngs[b], dtype=dtype,
+                                    device=device)
+                noise.mul_(math.sqrt(alpha))
+                noises[b] = noise.transpose(1, 2)                    # (T, d, N) view
+                _, niv, c = mixture._level_constants(x_inits[b], float(s.sigmas[level]))
+                neg_inv_var[b] = niv
+                const[b] = c
+                half[b] = alpha / 2
+                uniform_half = None
+        diff = xs.unsqueeze(1) - mean_col                            # (B, K, d, N)
+        scaled = diff * neg_inv_var                                  # −(x − μ_k)/v_k
+        logits = torch.add(const, (diff * scaled).sum(2), alpha=0.5)  # (B, K, N)
+        resp = torch.softmax(logits, dim=1)
+        score = (resp.unsqueeze(2) * scaled).sum(1)                  # (B, d, N)
+        if uniform_half is None:
+            uniform_half = torch.tensor(half, dtype=dtype, device=device).view(count, 1, 1)
+        xs = xs + uniform_half * score
+        xs += torch.stack([noises[b][step % s.steps_per_level] for b, s in enumerate(schedules)])
+        done = step + 1
+        for b, s in enumerate(schedules):
+            level = step // s.steps_per_level
+            if done % 10 == 0 or done % s.steps_per_level == 0:
+                _check(xs[b], done, level, s.sigmas[level], s.step_sizes[level], s)
+            if s.record_every and done % s.record_every == 0:
+                frames[b].append(xs[b, :, :keeps[b]].T.clone())
+                frame_steps[b].append(done)
+                frame_levels[b].append(level)
+    results = []
+    for b, s in enumerate(schedules):
+        x = xs[b].T.contiguous()
+        nfe = total
+        if s.denoise:
+            sigma_last = s.sigmas[-1]
+            x = x + sigma_last**2 * mixture.score(x, sigma_last)
+            nfe += 1
+            _check(x, total, len(s.sigmas) - 1, sigma_last, 0.0, s)
+            if s.record_every:
+                frames[b].append(x[:keeps[b]].clone())
+                frame_steps[b].append(total)
+                frame_levels[b].append(len(s.sigmas) - 1)
+        results.append(SampleResult(x=x, frames=torch.stack(frames[b]) if frames[b] else None,
+                                    frame_steps=frame_steps[b], frame_levels=frame_levels[b],
+                                    nfe=nfe))
+    return results
+
+
 def _check(x: torch.Tensor, step: int, level: int, sigma: float, alpha: float,
            schedule: LangevinSchedule) -> None:
     finite = bool(torch.isfinite(x).all())

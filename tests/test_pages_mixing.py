@@ -129,3 +129,25 @@ def test_scores_page_far_field_is_blind_to_the_weight_until_sigma_is_large(app_t
     field2, _, _ = charts(at)
     assert field2["data"][0]["z"] != field["data"][0]["z"]
     assert float(at.metric[0].value.rstrip(" %")) > 50  # overlapping components: w felt everywhere
+
+
+def test_page_batched_sampling_gives_the_cli_particles():
+    """The page runs both samplers as one batch (run_mixes); the particles, frames and numbers
+    must be exactly those of run_mix, which `python -m engine mix` prints."""
+    import torch
+
+    from engine.experiments import MixConfig, run_mix, run_mixes
+
+    base = MixConfig(weights=(0.7, 0.3), particles=250, steps=20, levels=5, record_every=5,
+                     record_particles=50, seed=3)
+    configs = (MixConfig(**{**base.__dict__, "sampler": "langevin", "steps": 100}),
+               MixConfig(**{**base.__dict__, "sampler": "annealed", "denoise": True}),
+               MixConfig(**{**base.__dict__, "sampler": "annealed", "sigma_max": 0.5}))
+    batched = run_mixes(configs)
+    for config, got in zip(configs[:2], batched[:2]):
+        want = run_mix(config)
+        assert torch.equal(got.sample.x, want.sample.x)
+        assert torch.equal(got.sample.frames, want.sample.frames)
+        assert got.sample.frame_steps == want.sample.frame_steps
+        assert got.mode_weights == want.mode_weights and got.sample.nfe == want.sample.nfe
+    assert isinstance(batched[2], ValueError) and "σ_max" in str(batched[2])
