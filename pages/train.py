@@ -91,7 +91,9 @@ def train_runs() -> list:
 
 def run_label(info) -> str:
     cfg = info.config.get("config", {})
-    return f"{info.name} · {cfg.get('objective', '?')} · {cfg.get('data', '?')} · {info.dir.name[:15]}"
+    obj = cfg.get("objective", "?")
+    name = "" if info.name == obj else f"{info.name} · "
+    return f"{name}{obj.upper()} on {cfg.get('data', '?')} · {info.dir.name[:15]}"
 
 
 def submit(config: Train2DConfig, name: str, tag: str | None = None) -> Path:
@@ -172,14 +174,19 @@ if started:
         st.success(f"Started {run_dir.name}.")
 
 
-@st.fragment(run_every=2)
 def runs_panel() -> None:
-    """Progress, live loss and cancel for the newest runs; redrawn on its own every 2 s."""
+    """Progress, live loss and cancel for the newest runs; redrawn on its own every 2 s while a run
+    is active. When a run finishes, the whole page reruns once so the sections below include it."""
     runs = train_runs()
     if not runs:
         st.caption("No training runs yet: choose settings above and press **Train**.")
         return
     active = [r for r in runs if r.state in ACTIVE]
+    was_active = st.session_state.get("tr_active", set())
+    now_active = {str(r.dir) for r in active}
+    st.session_state["tr_active"] = now_active
+    if was_active - now_active:
+        st.rerun()
     st.caption(f"{len(active)} active · {len(runs)} runs in {jobs().root} · at most "
                f"{jobs().max_running} run at once, the rest wait as queued.")
     for info in runs[:4]:
@@ -207,7 +214,8 @@ def runs_panel() -> None:
 
 
 st.subheader("Runs")
-runs_panel()
+_active_now = any(r.state in ACTIVE for r in train_runs())
+st.fragment(run_every=2 if _active_now else None)(runs_panel)()
 
 # -- inspect one run: learned vs exact ----------------------------------------------------------------
 st.subheader("Learned vs exact score")
