@@ -178,6 +178,8 @@ def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
             frame_steps[b].append(0)
             frame_levels[b].append(0)
     uniform_half = None
+    seg_start = seg_end = 0
+    seg_noise = None
     for step in range(total):
         for b, s in enumerate(schedules):
             if step % s.steps_per_level == 0:   # chain b enters a new level: as langevin_dynamics
@@ -192,6 +194,13 @@ def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
                 const[b] = c
                 half[b] = alpha / 2
                 uniform_half = None
+        if step == seg_end:
+            # Until the next level change of any chain, every chain's noise is one stacked block.
+            seg_start = step
+            seg_end = min((step // s.steps_per_level + 1) * s.steps_per_level for s in schedules)
+            seg_noise = torch.stack([noises[b][step % s.steps_per_level:
+                                               step % s.steps_per_level + seg_end - step]
+                                     for b, s in enumerate(schedules)], dim=1)  # (S, B, d, N)
         diff = xs.unsqueeze(1) - mean_col                            # (B, K, d, N)
         scaled = diff * neg_inv_var                                  # −(x − μ_k)/v_k
         logits = torch.add(const, (diff * scaled).sum(2), alpha=0.5)  # (B, K, N)
@@ -200,7 +209,7 @@ def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
         if uniform_half is None:
             uniform_half = torch.tensor(half, dtype=dtype, device=device).view(count, 1, 1)
         xs = xs + uniform_half * score
-        xs += torch.stack([noises[b][step % s.steps_per_level] for b, s in enumerate(schedules)])
+        xs += seg_noise[step - seg_start]
         done = step + 1
         for b, s in enumerate(schedules):
             level = step // s.steps_per_level

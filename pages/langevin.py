@@ -21,7 +21,7 @@ import nav  # helper module next to app.py
 nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
 
 N_FRAMES = 40          # animation frames after the initial one
-ANIM_PARTICLES = 300   # particles shown in the animation
+ANIM_PARTICLES = 250   # particles shown in the animation
 N_TRAJ = 4             # trajectories drawn on the final-particles figure
 SHOW_PARTICLES = 1000  # final particles drawn per panel (all are used for the numbers)
 STEP_SIZES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
