@@ -36,6 +36,7 @@ ACTIVE = ("queued", "starting", "running")
 MANIFOLD_TAG = "manifold-experiment"
 COMPARE_COLUMNS = {"run": ("run", "{}"), "objective": ("objective", "{}"), "data": ("data", "{}"),
                    "steps": ("steps", "{}"), "fisher": ("Fisher (data)", "{:.4g}"),
+                   "fisher_floor": ("bias floor", "{:.3g}"),
                    "loss": ("final loss", "{:.4g}"), "sec_per_step": ("s / step", "{:.2g}"),
                    "wall_time": ("wall time (s)", "{:.1f}")}
 
@@ -254,8 +255,11 @@ else:
             metrics = meta.get("metrics") or {}
             c1, c2, c3 = st.columns(3)
             if metrics.get("fisher") is not None:
+                floor = metrics.get("fisher_floor")
                 c1.metric("Fisher divergence under the data", f"{metrics['fisher']:.4g}",
-                          help="½ E_p‖s_θ(x, σ_min) − ∇log p(x)‖² on 2000 held-out points.")
+                          help="½ E_p‖s_θ(x, σ_min) − ∇log p(x)‖² on 2000 held-out points."
+                               + (f" The exact noisy score ∇log p_σ at this σ scores {floor:.3g}: "
+                                  "that much is the bias of learning a noisy score." if floor else ""))
             c2.metric("Final loss", f"{metrics.get('loss', float('nan')):.4g}")
             c3.metric("Seconds per step", f"{meta.get('sec_per_step', float('nan')):.3g}")
             st.caption("The error map is the seeds' point made by your own run: the learned score is "

@@ -95,7 +95,7 @@ def test_start_progress_finished_then_learned_vs_exact_and_comparison(runs_root)
     table = next(m.value for m in at.markdown if m.value.startswith("| run |"))
     row = table.splitlines()[2].split("|")
     assert row[2].strip() == "dsm" and float(row[5]) == pytest.approx(fisher, rel=1e-3)
-    assert float(row[7]) > 0
+    assert float(row[6]) > 0 and float(row[8]) > 0      # bias floor (DSM) and s/step
     bars = figures["Fisher divergence under the data (lower is better)"]
     assert len(bars["data"][0]["x"]) == 1
 
@@ -148,3 +148,33 @@ def test_a_job_survives_reruns_and_a_new_session_queues_another_and_cancels(runs
     assert state_of(second) == "cancelled"
     again.run()
     assert markdown_text(again).count("`cancelled`") == 2
+
+
+def test_langevin_page_samples_with_a_trained_checkpoint_next_to_the_exact_score(runs_root):
+    import torch
+
+    from engine.train2d import Train2DConfig, train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(Train2DConfig(objective="ncsn", steps=300, eval_every=0), runs_root / "ncsn-run")
+    finally:
+        torch.set_num_threads(threads)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/langevin.py").run()
+    assert not at.exception, at.exception
+    picker = at.selectbox(key="lv_learned_ckpt")
+    assert picker.value == "exact score only"
+    picker.set_value(str(runs_root / "ncsn-run" / "model")).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    fig = next(f for f in plotly_specs(at) if any("learned (NCSN)" in a.get("text", "")
+                                                   for a in f["layout"].get("annotations", [])))
+    names = [a["text"] for a in fig["layout"]["annotations"]]
+    assert "exact score" in names[0] and "learned (NCSN)" in names[1]
+    table = next(m.value for m in at.markdown if m.value.startswith("| score |"))
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    assert set(rows) == {"target", "exact", "learned"}
+    learned_w = [float(v) for v in rows["learned"].split("|")[2:4]]
+    assert sum(learned_w) == pytest.approx(1.0, abs=1e-3)

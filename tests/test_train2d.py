@@ -81,6 +81,10 @@ def test_fisher_divergence_of_the_exact_score_is_zero_and_of_a_fresh_net_is_not(
     ev = evaluate(Exact(), config, x)
     assert ev["fisher_sigma"]["0.5"] == pytest.approx(0.0, abs=1e-10)
     assert ev["fisher"] > 0.01  # but it is not the clean score: DSM's bias, measured
+    assert ev["fisher_floor"] == pytest.approx(ev["fisher"])
+    # Unit-variance components far apart: ∇log p_σ − ∇log p ≈ (x − μ)·σ²/(1 + σ²), so the floor is
+    # ½·d·(σ²/(1 + σ²))² = (0.25/1.25)² = 0.04 in 2D, up to sampling error.
+    assert ev["fisher_floor"] == pytest.approx(0.04, rel=0.15)
     fresh = train(Train2DConfig(objective="dsm", steps=1, eval_every=1))
     assert fresh.meta["metrics"]["fisher_sigma"]["1"] > 0.1
 
