@@ -16,6 +16,7 @@ from engine.noise import ScheduleError
 from engine.samplers import SamplerDiverged
 from engine.targets import GaussianMixture, TargetError
 
+import learned_score  # helper module next to app.py: a trained checkpoint next to the exact score
 import nav  # helper module next to app.py
 
 nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
@@ -175,6 +176,12 @@ with right:
                + " · ".join(f"{name}: {out['nfe']} score evaluations" for name, out in results.items())
                + ("; both sampled together" if len(results) == 2 else "; sampled")
                + f" in {max(o['seconds'] for o in results.values()) * 1e3:.0f} ms.")
+
+# A trained score (Train page) in place of the exact one, sampled with the same settings.
+if "Annealed Langevin" in results:
+    learned_score.learned_vs_exact(configs["Annealed Langevin"], results["Annealed Langevin"],
+                                   grid=grid, lim=lim, means=means, name="Annealed Langevin",
+                                   key="lv_learned")
 
 st.subheader("What to look for, and why")
 st.markdown("Plain Langevin dynamics follows the score with a little noise:")
