@@ -164,6 +164,8 @@ def test_langevin_page_samples_with_a_trained_checkpoint_next_to_the_exact_score
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("pages/langevin.py").run()
     assert not at.exception, at.exception
+    at.select_slider(key="lv_n").set_value(250)
+    at.slider(key="lv_steps").set_value(50).run()
     picker = at.selectbox(key="lv_learned_ckpt")
     assert picker.value == "exact score only"
     picker.set_value(str(runs_root / "ncsn-run" / "model")).run()
