@@ -118,3 +118,12 @@ def run(args) -> int:
         print(f"{r['sampler']:10s} {str(r['budget']):>10s} {r['nfe']:7.0f} {r['weight_error']:11.4f} "
               f"{r['sliced_wasserstein']:10.4f} {r['seconds']:7.2f}")
     return 0
+
+
+if __name__ == "__main__":  # python -m engine.bench_sde [flags] (same as python -m engine bench sde)
+    import argparse
+    import sys
+
+    _p = argparse.ArgumentParser(prog="python -m engine.bench_sde")
+    add_arguments(_p)
+    sys.exit(run(_p.parse_args()))

@@ -95,7 +95,11 @@ def ode_log_likelihood(score_fn, x: torch.Tensor, sde: SDE, exact_trace: bool | 
         else:
             f, div = _divergence_hutchinson(fn, xt, probe)
         nfe += 1
-        return np.concatenate([f.double().reshape(-1).numpy(), div.double().numpy()])
+        out = np.concatenate([f.double().reshape(-1).numpy(), div.double().numpy()])
+        if not np.all(np.isfinite(out)):
+            raise LikelihoodError(f"The likelihood ODE diverged: the drift became NaN/inf at "
+                                  f"t = {float(t):.3g}; check the score model matches this SDE.")
+        return out
 
     y0 = np.concatenate([x.detach().double().reshape(-1).numpy(), np.zeros(n)])
     sol = solve_ivp(rhs, (sde.eps, sde.T), y0, method="RK45", rtol=rtol, atol=atol)

@@ -97,6 +97,12 @@ def _check(x: torch.Tensor, t: float, what: str, hint: str, radius: float) -> No
                           step=0, level=0)
 
 
+class _NonFinite(Exception):
+    def __init__(self, t: float):
+        super().__init__(t)
+        self.t = t
+
+
 def _time_grid(sde: SDE, n: int) -> torch.Tensor:
     return torch.linspace(sde.T, sde.eps, n + 1, dtype=torch.float64)
 
@@ -178,16 +184,23 @@ def probability_flow_ode(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE,
         s = score_fn(x, float(t))
         nfe += 1
         drift = sde.reverse_drift(x, float(t), s, probability_flow=True)
-        return drift.detach().double().reshape(-1).numpy()
+        out = drift.detach().double().reshape(-1).numpy()
+        if not np.all(np.isfinite(out)):
+            raise _NonFinite(float(t))   # RK45 would shrink its step forever on NaN
+        return out
 
     t_eval = None
     if config.record_every:
         n_frames = max(2, config.steps // config.record_every + 1)
         t_eval = np.linspace(sde.T, sde.eps, n_frames)
     y0 = x_init.detach().double().reshape(-1).numpy()
-    sol = solve_ivp(rhs, (sde.T, sde.eps), y0, method="RK45", rtol=config.rtol,
-                    atol=config.atol, t_eval=t_eval)
     hint = "try a tighter tolerance, or check that the score model matches this SDE"
+    try:
+        sol = solve_ivp(rhs, (sde.T, sde.eps), y0, method="RK45", rtol=config.rtol,
+                        atol=config.atol, t_eval=t_eval)
+    except _NonFinite as err:
+        raise SamplerDiverged(f"The probability-flow ODE diverged: the drift became NaN/inf at "
+                              f"t = {err.t:.3g}; {hint}.", step=0, level=0) from None
     if not sol.success or not np.all(np.isfinite(sol.y)):
         raise SamplerDiverged(f"The probability-flow ODE solver failed ({sol.message.rstrip('.')}); "
                               f"{hint}.", step=0, level=0)

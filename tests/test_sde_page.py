@@ -9,6 +9,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _no_nav_rerun(monkeypatch):
+    # nav.ensure_app() reruns when Streamlit's legacy pages flag is set, and AppTest resets that
+    # flag before every run: the rerun would swallow each button click.
+    monkeypatch.syspath_prepend(str(ROOT))
+    import nav
+    monkeypatch.setattr(nav, "ensure_app", lambda: None)
+
+
 def _page(app_test):
     at = app_test
     at.run()
