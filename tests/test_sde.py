@@ -108,3 +108,25 @@ def test_bad_parameters_are_one_sentence():
         make_sde("ve", 1.0, 0.5)
     with pytest.raises(SDEError, match="choose ve, vp or subvp"):
         make_sde("xx")
+
+
+def test_continuous_objective_closed_forms():
+    """Data at one point x0: the exact score −(x − m x0)/std² gives loss 0 under both weightings;
+    a zero score gives E‖z‖² = d (default) and, for VE where g²/std² = 2 ln(σ_max/σ_min) is
+    constant, d·2 ln(σ_max/σ_min) (likelihood weighting)."""
+    from engine.sde_nets import continuous_loss
+
+    sde = make_sde("ve", 0.01, 50.0)
+    x0 = torch.full((20000, 2), 3.0, dtype=torch.float64)
+
+    def exact(x, t):
+        mean, std = sde.marginal_prob(x0[: len(x)], t)
+        return -(x - mean) / std**2
+
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    g = torch.Generator().manual_seed(0)
+    for weighting in ("default", "likelihood"):
+        assert float(continuous_loss(exact, sde, x0, g, weighting)) == pytest.approx(0.0, abs=1e-9)
+    assert float(continuous_loss(zero, sde, x0, g)) == pytest.approx(2.0, rel=0.03)
+    expect = 2 * 2 * math.log(5000)
+    assert float(continuous_loss(zero, sde, x0, g, "likelihood")) == pytest.approx(expect, rel=0.03)
