@@ -419,7 +419,12 @@ with tab_mnist:
             st.stop()
         st.caption(f"SDE: {msde.describe()} · trained {mmeta.get('steps', mmeta.get('step', '?'))} steps.")
         st.subheader("Bits per dimension")
-        bpd = (mmeta.get("metrics") or {}).get("bpd")
+        measured = {}
+        try:
+            measured = json.loads((CKPT / "sde_mnist_metrics.json").read_text()).get(Path(path).name, {})
+        except (OSError, json.JSONDecodeError):
+            pass
+        bpd = measured.get("bpd") or (mmeta.get("metrics") or {}).get("bpd")
         st.markdown(
             "Test digits are **uniformly dequantised**, $x = (k + u)/256$ with $u \\sim U[0,1)$, "
             "and $\\text{bpd} = -\\log p(x) / (784 \\ln 2) + 8$ (the +8 accounts for scaling "
@@ -442,6 +447,13 @@ with tab_mnist:
                      f"({r['nfe_mean']:.0f} ODE evaluations, {r['seconds']:.0f} s).")
 
         st.subheader("Inpainting")
+        if measured.get("inpaint"):
+            r = measured["inpaint"]
+            st.metric("Completions the classifier assigns to the true class", f"{r['rate']:.0%}",
+                      help=f"{r['digits']} test digits × {r['completions']} completions, mask "
+                           f"'{r['mask']}', {r['steps']} steps, snr {r['snr']}; the classifier "
+                           f"reads the masked digits alone correctly {r['masked_input_accuracy']:.0%} "
+                           f"of the time. `{r.get('command', '')}`")
         st.markdown(
             "Hide part of a real test digit and let a predictor–corrector sampler fill it in. After "
             "every step the known pixels are replaced by a fresh forward-SDE sample of the true "

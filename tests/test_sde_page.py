@@ -73,3 +73,23 @@ def test_impossible_vp_parameters_give_one_error(app_test):
     at.slider(key="sde_bmax").set_value(1.0).run()
     assert not at.exception
     assert len(at.error) == 1 and "β_min" in at.error[0].value
+
+
+def test_mnist_inpainting_keeps_the_known_pixels(app_test):
+    if not any(json.loads(p.read_text()).get("model", {}).get("kind") in ("tutorial_unet", "ncsn_unet")
+               for p in (ROOT / "checkpoints").glob("*.json")):
+        pytest.skip("no MNIST score checkpoint shipped")
+    at = _page(app_test)
+    at.select_slider(key="sde_inp_steps").set_value(50).run()
+    at.slider(key="sde_inp_n").set_value(1).run()
+    at.button(key="sde_inp_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    comp = at.session_state["sde_inp"]["comp"]
+    from engine.mnist import load_mnist
+    from engine.sde_mnist import make_mask
+
+    original = load_mnist().test_images[0].astype("float32") / 255.0
+    mask = make_mask("bottom") > 0
+    assert comp.shape == (1, 28, 28)
+    assert abs(comp[0][mask] - original[mask]).max() < 1e-6     # known pixels kept exactly
+    assert any("Download" in b.label for b in at.get("download_button"))
