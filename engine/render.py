@@ -182,11 +182,59 @@ def line_figure(x, series: dict, *, title: str, x_title: str, y_title: str,
 
 # -- particles -------------------------------------------------------------------------------
 
-def _contour(xs, ys, z, axis_suffix: str = "", show_scale: bool = False) -> dict:
-    return dict(type="contour", x=_f32(xs), y=_f32(ys), z=_f32(z), xaxis=f"x{axis_suffix}",
-                      yaxis=f"y{axis_suffix}", colorscale="Greys", reversescale=False,
-                      ncontours=12, contours=dict(coloring="lines"), line=dict(width=1),
-                      showscale=show_scale, hoverinfo="skip", opacity=0.6)
+def contour_lines(xs, ys, z, levels) -> tuple[np.ndarray, np.ndarray]:
+    """Iso-lines of z (rows = ys, columns = xs) by marching squares, as one NaN-separated polyline.
+
+    Plotly's own contour trace disappears once a Plotly animation plays, so density contours are
+    drawn as a plain line trace instead (which also keeps the payload small).
+    """
+    xs = np.asarray(xs, dtype=np.float64)
+    ys = np.asarray(ys, dtype=np.float64)
+    z = np.asarray(z, dtype=np.float64)
+    out = []
+    for level in np.atleast_1d(levels):
+        above = z > level
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # Crossing points on horizontal edges (i, j)–(i, j+1) and vertical edges (i, j)–(i+1, j).
+            th = (level - z[:, :-1]) / (z[:, 1:] - z[:, :-1])
+            tv = (level - z[:-1, :]) / (z[1:, :] - z[:-1, :])
+        hx = xs[:-1] + th * np.diff(xs)[None, :]
+        hy = np.broadcast_to(ys[:, None], th.shape)
+        vx = np.broadcast_to(xs[None, :], tv.shape)
+        vy = ys[:-1, None] + tv * np.diff(ys)[:, None]
+        hcross = above[:, :-1] != above[:, 1:]
+        vcross = above[:-1, :] != above[1:, :]
+        # Per cell, its edges in order top (row i), right (col j+1), bottom (row i+1), left (col j).
+        px = np.stack([hx[:-1], vx[:, 1:], hx[1:], vx[:, :-1]], -1)
+        py = np.stack([hy[:-1], vy[:, 1:], hy[1:], vy[:, :-1]], -1)
+        cross = np.stack([hcross[:-1], vcross[:, 1:], hcross[1:], vcross[:, :-1]], -1)
+        count = cross.sum(-1)
+        for n_cross in (2, 4):
+            cells = count == n_cross
+            if not cells.any():
+                continue
+            order = np.argsort(~cross[cells], axis=-1, kind="stable")[:, :n_cross]
+            cx = np.take_along_axis(px[cells], order, -1)
+            cy = np.take_along_axis(py[cells], order, -1)
+            for a, b in ((0, 1), (2, 3))[: n_cross // 2]:
+                seg = np.stack([np.stack([cx[:, a], cy[:, a]], -1), np.stack([cx[:, b], cy[:, b]], -1),
+                                np.full((len(cx), 2), np.nan)], 1)
+                out.append(seg.reshape(-1, 2))
+    if not out:
+        return np.array([], np.float32), np.array([], np.float32)
+    pts = np.concatenate(out)
+    return _f32(pts[:, 0]), _f32(pts[:, 1])
+
+
+def _contour(xs, ys, z, axis_suffix: str = "", n_levels: int = 7) -> dict:
+    """Grey iso-lines of a log-density, from just below its maximum down to its floor."""
+    z = np.asarray(z, dtype=np.float64)
+    top, floor = float(z.max()), float(z.min())
+    levels = top - (top - floor) * (np.arange(1, n_levels + 1) / (n_levels + 1)) ** 2
+    lx, ly = contour_lines(xs, ys, z, levels)
+    return dict(type="scatter", x=lx, y=ly, mode="lines", xaxis=f"x{axis_suffix}",
+                yaxis=f"y{axis_suffix}", line=dict(color="rgba(90,90,90,0.55)", width=1),
+                hoverinfo="skip", name="log-density contours")
 
 
 def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: float,
@@ -263,27 +311,32 @@ def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_de
                                 showarrow=False, font=dict(size=14, color=panel["color"])))
     frames = []
     for k, label in enumerate(frame_labels):
-        traces = []
-        for panel in panels:
+        # Every trace gets an entry (empty for the static ones): a frame that names only the
+        # moving traces made Plotly.js drop the contours once the animation ran.
+        traces = [{} for _ in data]
+        for panel, index in zip(panels, moving):
             pts = _f32(panel["frames"][k])
-            traces.append(dict(type="scatter", x=pts[:, 0], y=pts[:, 1]))
-        frames.append(dict(data=traces, traces=moving, name=str(k)))
-    play = dict(frame=dict(duration=frame_ms, redraw=False), fromcurrent=True,
+            traces[index] = dict(type="scatter", x=pts[:, 0], y=pts[:, 1])
+        frames.append(dict(data=traces, traces=list(range(len(data))), name=str(k)))
+    play = dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True,
                 transition=dict(duration=0), mode="immediate")
     pause = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
-    slider = dict(active=0, x=0.1, len=0.9, y=0, yanchor="top", pad=dict(t=30),
-                  currentvalue=dict(prefix="", visible=True, xanchor="left"),
+    slider = dict(active=0, x=0.16, len=0.84, y=0, yanchor="top", pad=dict(t=40, b=0),
+                  # The step labels are long: show only the current one, above the track.
+                  font=dict(color="rgba(0,0,0,0)"), ticklen=3,
+                  currentvalue=dict(prefix="", visible=True, xanchor="left",
+                                    font=dict(size=13, color="#333333")),
                   steps=[dict(method="animate", label=label,
-                              args=[[str(k)], dict(frame=dict(duration=0, redraw=False),
+                              args=[[str(k)], dict(frame=dict(duration=0, redraw=True),
                                                    transition=dict(duration=0), mode="immediate")])
                          for k, label in enumerate(frame_labels)])
     layout = dict(
         height=height, showlegend=False, annotations=annotations, sliders=[slider],
-        margin=dict(l=10, r=10, t=40, b=70),
+        margin=dict(l=10, r=10, t=40, b=60),
         updatemenus=[dict(type="buttons", direction="left", x=0.0, y=0, xanchor="left",
-                          yanchor="top", pad=dict(t=30, r=10), showactive=False,
+                          yanchor="top", pad=dict(t=40, r=10), showactive=False,
                           buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
-                                   dict(label="❚❚", method="animate", args=[[None], pause])])],
+                                   dict(label="❚❚ Pause", method="animate", args=[[None], pause])])],
         **_square_axes(lo, hi, len(panels)),
     )
     return _figure(data, layout, frames=frames)
