@@ -22,7 +22,7 @@ def add_arguments(p) -> None:
                    help="total (langevin) or per level (annealed), default 100; "
                         "time steps N (sde, pc), default 500")
     p.add_argument("--step-size", type=float, default=0.1, help="ε in x + (α/2)s + √α z")
-    p.add_argument("--sigma-max", type=float, default=None, help="default 20 (annealed), 50 (VE SDE)")
+    p.add_argument("--sigma-max", type=float, default=None, help="default 20 (annealed), 100 (VE SDE)")
     p.add_argument("--sigma-min", type=float, default=None, help="default 1 (annealed), 0.01 (VE SDE)")
     p.add_argument("--levels", type=int, default=10)
     p.add_argument("--init", default="uniform:-8,8", help="uniform:LO,HI or gaussian:MEAN,STD")

@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
     p.add_argument("--checkpoint", default=None, help="time-conditional 2D score model")
     p.add_argument("--sde", default="ve", choices=["ve", "vp", "subvp"])
     p.add_argument("--sigma-min", type=float, default=0.01)
-    p.add_argument("--sigma-max", type=float, default=50.0)
+    p.add_argument("--sigma-max", type=float, default=100.0)
     p.add_argument("--beta-min", type=float, default=0.1)
     p.add_argument("--beta-max", type=float, default=20.0)
     p.add_argument("--points", type=int, default=200)

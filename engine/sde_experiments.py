@@ -26,7 +26,9 @@ class SDEMixConfig:
     sampler: str = "pc"            # sde | pc | ode
     sde: str = "ve"                # ve | vp | subvp
     sigma_min: float = 0.01        # VE
-    sigma_max: float = 50.0        # VE (p_1 must be close to N(0, σ_max²): well above the data's spread)
+    sigma_max: float = 100.0       # VE: p_1 must be close to N(0, σ_max² I). Data centred at c ≠ 0
+    #                                shift p_1 by c, a weight bias of about 0.3·|c|/σ_max (0.8/0.2 at
+    #                                ±(5,5): c = (3,3), ≈ 0.025 at σ_max = 50, ≈ 0.012 at 100)
     beta_min: float = 0.1          # VP / sub-VP
     beta_max: float = 20.0
     particles: int = 1000
@@ -143,7 +145,7 @@ def config_from_cli(args) -> SDEMixConfig:
         means=tuple(parse_points(args.means)), weights=tuple(parse_numbers(args.weights, "weights")),
         stds=tuple(stds) if stds else None, sampler=args.sampler, sde=args.sde,
         sigma_min=0.01 if args.sigma_min is None else args.sigma_min,
-        sigma_max=50.0 if args.sigma_max is None else args.sigma_max,
+        sigma_max=100.0 if args.sigma_max is None else args.sigma_max,
         beta_min=args.beta_min, beta_max=args.beta_max, particles=args.particles,
         steps=500 if args.steps is None else args.steps, snr=args.snr,
         corrector_steps=args.corrector_steps, seed=args.seed, checkpoint=args.checkpoint)

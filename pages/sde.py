@@ -165,11 +165,13 @@ with st.container(border=True):
                              "VP: the data shrinks by m(t) while noise grows, variance stays ~1. "
                              "sub-VP: VP's drift with less noise (std = 1 − m(t)²).")
         if kind == "ve":
-            sigma_max = st.slider("σ_max", 5.0, 100.0, 50.0, 5.0, key="sde_smax",
+            sigma_max = st.slider("σ_max", 5.0, 200.0, 100.0, 5.0, key="sde_smax",
                                   help="Must dwarf the data: p_1 has to look like N(0, σ_max² I). "
                                        "The rule of thumb is the largest pairwise distance (here "
-                                       f"about {2 * a * 2 ** 0.5:.0f}); since these modes are not "
-                                       "centred, 20 leaves a visible bias — try it.")
+                                       f"about {2 * a * 2 ** 0.5:.0f}); but these modes are not "
+                                       "centred (mean c = (2w−1)(a, a)), and p_1 is N(c, …), not "
+                                       "N(0, …): the weights come out biased by about "
+                                       "0.3·|c|/σ_max — 0.06 at σ_max = 20, 0.012 at 100. Try it.")
             sigma_min = st.select_slider("σ_min", [0.001, 0.01, 0.05, 0.1], value=0.01, key="sde_smin")
             beta_min, beta_max = 0.1, 20.0
         else:
@@ -177,7 +179,7 @@ with st.container(border=True):
             beta_max = st.slider("β_max", 1.0, 40.0, 20.0, 1.0, key="sde_bmax",
                                  help="Too small and x(1) still remembers the data: the prior "
                                       "N(0, I) is then the wrong starting point.")
-            sigma_min, sigma_max = 0.01, 50.0
+            sigma_min, sigma_max = 0.01, 100.0
     with c3:
         st.markdown("**Reverse samplers**")
         stoch = st.radio("Stochastic sampler", ["sde", "pc"], horizontal=True, key="sde_stoch",

@@ -20,7 +20,7 @@ def test_ode_nll_matches_the_closed_form_per_point(name, points):
     """With the exact score the ODE's mean NLL equals −log p(x) to ~0.01 nats per point (the
     small remainder is the prior N(0, σ_max² I) standing in for the true p_1)."""
     mix = seeds_mixture()
-    sde = make_sde(name, 0.01, 50.0)
+    sde = make_sde(name, 0.01, 100.0)
     res = ode_log_likelihood(exact_score_fn(mix, sde), points, sde)
     assert res.method == "exact"
     exact = mix.log_prob(points)

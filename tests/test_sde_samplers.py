@@ -16,7 +16,7 @@ from engine.targets import seeds_mixture
     ("sde", "vp", 300), ("pc", "subvp", 200), ("ode", "vp", 0),
 ])
 def test_sde_samplers_recover_the_seeds_weights(sampler, sde, steps):
-    cfg = SDEMixConfig(sampler=sampler, sde=sde, particles=3000, steps=steps or 500, seed=3)
+    cfg = SDEMixConfig(sampler=sampler, sde=sde, particles=2000, steps=steps or 500, seed=3)
     out = run_sde_mix(cfg).summary()
     assert out["target_weights"] == pytest.approx([0.8, 0.2])
     assert out["mode_weights"][0] == pytest.approx(0.8, abs=0.03), out
@@ -55,13 +55,13 @@ def test_pc_inpainting_samples_the_conditional():
     """Known x1 = 5 in the seeds' mixture: p(x2 | x1 = 5) is (almost exactly) N(5, 1)."""
     sde = make_sde("ve", 0.01, 50)
     mix = seeds_mixture()
-    n = 2000
+    n = 1000
     known = torch.tensor([[5.0, 0.0]]).repeat(n, 1)
     mask = torch.tensor([[1.0, 0.0]]).repeat(n, 1)
     res = pc_inpaint(exact_score_fn(mix, sde), known, mask, sde,
-                     SDESamplerConfig(sampler="pc", steps=300, snr=0.16),
+                     SDESamplerConfig(sampler="pc", steps=200, snr=0.16),
                      torch.Generator().manual_seed(0))
     assert torch.all(res.x[:, 0] == 5.0)
     assert float(res.x[:, 1].mean()) == pytest.approx(5.0, abs=0.1)
     assert float(res.x[:, 1].std()) == pytest.approx(1.0, abs=0.08)
-    assert res.nfe == 600
+    assert res.nfe == 400
