@@ -42,7 +42,7 @@ def add_arguments(p) -> None:
     p.add_argument("--weights", default="0.8,0.2", help="mixture weights, e.g. 0.8,0.2")
     p.add_argument("--stds", default=None, help="one isotropic std per component, e.g. 1,1")
     p.add_argument("--objective", default="ncsn", choices=OBJECTIVES)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden", type=int, default=128, help="hidden width of the MLP")

@@ -46,7 +46,7 @@ class Train2DConfig:
     weights: tuple[float, ...] = (0.8, 0.2)
     stds: tuple[float, ...] | None = None
     objective: str = "ncsn"                                  # esm ism ssm ssm-vr dsm ncsn
-    steps: int = 3000
+    steps: int = 2000
     batch: int = 128
     lr: float = 1e-3
     hidden: int = 128

@@ -183,11 +183,6 @@ def runs_panel() -> None:
         st.caption("No training runs yet: choose settings above and press **Train**.")
         return
     active = [r for r in runs if r.state in ACTIVE]
-    was_active = st.session_state.get("tr_active", set())
-    now_active = {str(r.dir) for r in active}
-    st.session_state["tr_active"] = now_active
-    if was_active - now_active:
-        st.rerun()
     st.caption(f"{len(active)} active · {len(runs)} runs in {jobs().root} · at most "
                f"{jobs().max_running} run at once, the rest wait as queued.")
     for info in runs[:4]:
@@ -212,6 +207,12 @@ def runs_panel() -> None:
                          "steps": [r["step"] for r in recs], "loss": [r["loss"] for r in recs]}
                 st.plotly_chart(render_train.loss_figure([curve], title="Loss", height=190),
                                 key=f"tr_loss_{info.dir.name}")
+    # Last (after any Cancel click was handled): a run that just ended → rerun the whole page once.
+    was_active = st.session_state.get("tr_active", set())
+    now_active = {str(r.dir) for r in train_runs() if r.state in ACTIVE}
+    st.session_state["tr_active"] = now_active
+    if was_active - now_active:
+        st.rerun()
 
 
 st.subheader("Runs")

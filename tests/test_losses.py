@@ -179,7 +179,7 @@ def test_ncsn_loss_is_sigma_squared_times_dsm_per_level():
         torch.testing.assert_close(per[mask], s**2 * dsm)
     means = losses.per_level_means(per, lv, 4)
     assert means[3] is None
-    assert means[0] == pytest.approx(float(per[levels == 0].mean()))
+    assert means[0] == pytest.approx(float(per[levels == 0].mean().detach()))
 
 
 def test_ncsn_draws_every_level_uniformly():
