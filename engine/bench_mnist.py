@@ -168,5 +168,33 @@ def run(args) -> int:
                               **evaluate_samples(images)}
         log(json.dumps({"tutorial": report["tutorial"]}))
     report["real_test_digits"] = real_reference(args.n, seed=args.seed)
-    print(json.dumps(report, indent=1))
+    print(_table(report))
+    print(json.dumps(report))
     return 0
+
+
+def _table(report: dict) -> str:
+    rows = [("model", "train steps", "train CPU s", "train wall s", "sample s", "NFE",
+             "Fréchet dist.", "mean conf.", "classes", "class counts")]
+    for name in ("ncsn", "tutorial", "real_test_digits"):
+        r = report.get(name)
+        if not r:
+            continue
+        rows.append((name, str(r.get("train_steps", "")), str(r.get("train_cpu_seconds", "")),
+                     str(r.get("train_wall_seconds", "")), str(r.get("sample_seconds", "")),
+                     str(r.get("nfe", "")), f"{r['frechet_distance']:.1f}",
+                     f"{r['mean_confidence']:.3f}", f"{r['classes_present']}/10",
+                     " ".join(str(c) for c in r["class_counts"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [f"budget: {report['budget']}, {report['n']} samples each"]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m engine.bench_mnist --minutes M (same as bench mnist)
+    import argparse
+    import sys
+
+    _parser = argparse.ArgumentParser(prog="python -m engine.bench_mnist")
+    add_arguments(_parser)
+    sys.exit(run(_parser.parse_args()))

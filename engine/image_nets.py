@@ -1,13 +1,15 @@
 """Image score networks sized for a CPU.
 
-- `NcsnUNet` ("ncsn_unet"): a small noise-conditional U-Net for 28×28 images. Conditioning follows
-  the NCSNv2 rule s_θ(x, σ) = f_θ(x, σ)/σ (the output is divided by σ, so f_θ predicts −z, the
-  ε-parametrisation); by default f_θ also sees log σ through a Fourier embedding that shifts each
-  block's features (`sigma_embed=False` gives the pure NCSNv2 net f_θ(x)/σ).
-- `TutorialScoreNet` ("tutorial_unet"): the model of Yang Song's MNIST score-SDE tutorial, for the
-  benchmark and the SDE pages: VE SDE with σ = 25, a U-Net with channels 32/64/128/256, a Gaussian
-  Fourier time embedding (scale 30), GroupNorm and SiLU, output divided by std(t) where
-  std(t) = √((σ^{2t} − 1)/(2 ln σ)).
+One U-Net layout (`SmallUNet`, 28 → 26 → 12 → 5 → 2 and back, as in the score-SDE MNIST tutorial),
+two conditionings:
+- "ncsn_unet": the noise-conditional score net. Conditioning follows the NCSNv2 rule
+  s_θ(x, σ) = f_θ(x, log σ)/σ (the output is divided by σ, so f_θ predicts −z, the
+  ε-parametrisation); by default f_θ also sees log σ through a Fourier embedding added to every
+  layer (`sigma_embed=False` gives the pure NCSNv2 net f_θ(x)/σ). Shipped with channels
+  16/32/64/128 (374k parameters) so that it trains and samples on a 2-core CPU.
+- "tutorial_unet": the model of Yang Song's MNIST score-SDE tutorial, for the benchmark and the
+  SDE pages: VE SDE with σ = 25, channels 32/64/128/256, a Gaussian Fourier time embedding
+  (scale 30), GroupNorm and SiLU, output divided by std(t) = √((σ^{2t} − 1)/(2 ln σ)).
 - `Ema`: exponential moving average of weights with the score_sde warm-up min(decay, (1+n)/(10+n)).
 """
 
@@ -47,26 +49,6 @@ def _groups(ch: int) -> int:
         if ch % g == 0:
             return g
     return 1
-
-
-class ResBlock(nn.Module):
-    """GroupNorm → SiLU → conv → (+ embedding shift) → GroupNorm → SiLU → conv, plus a skip."""
-
-    def __init__(self, c_in: int, c_out: int, emb_dim: int):
-        super().__init__()
-        self.norm1 = nn.GroupNorm(_groups(c_in), c_in)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, c_out) if emb_dim else None
-        self.norm2 = nn.GroupNorm(_groups(c_out), c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
-
-    def forward(self, x, emb):
-        h = self.conv1(F.silu(self.norm1(x)))
-        if self.emb is not None:
-            h = h + self.emb(emb)[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
-        return self.skip(x) + h
 
 
 # -- the networks ---------------------------------------------------------------------------------

@@ -308,13 +308,13 @@ def train_mnist(cfg: ImageTrainConfig, run_dir, device: torch.device, resume: bo
 
 
 def write_preview(model, meta: dict, path: str, step: int, device) -> None:
-    """A 4×4 grid sampled from the EMA weights (T = 1 per level to keep it cheap)."""
+    """A 4×4 grid sampled from the EMA weights with the run's schedule (seed 0)."""
     from .image_sampling import SampleConfig, sample_images
     from .render_images import grid_png
 
     was_training = model.training
     try:
-        out = sample_images(model, meta, SampleConfig(n=16, steps_per_level=1, seed=0, frames=1),
+        out = sample_images(model, meta, SampleConfig(n=16, seed=0, frames=1),
                             device=device)
         data = grid_png(out.images, nrow=4)
         tmp = path + ".tmp"

@@ -149,6 +149,11 @@ if ncsn_choices:
                                   help="After the last level, x ← x + σ_L² s(x, σ_L) (Tweedie): "
                                        "removes the last bit of noise.")
         with c6:
+            sampler = st.radio("Sampler", ["annealed", "plain"], horizontal=True, key="mnist_sampler",
+                               format_func=lambda m: {"annealed": "annealed Langevin (NCSN)",
+                                                      "plain": "plain Langevin at σ_L"}[m],
+                               help="Plain Langevin runs all L·T steps at the smallest σ with the "
+                                    "same ε: the score is only trained near the data there.")
             compare = st.checkbox("Compare with the single-σ baseline (same budget)",
                                   value=bool(dsm_choices), disabled=not dsm_choices,
                                   key="mnist_compare")
@@ -160,7 +165,7 @@ if ncsn_choices:
             f"T = {T}, ε = {eps if eps else rule_eps:.3g} ({'yours' if eps else 'step-size rule'}). "
             f"{int(T) * len(sch['sigmas'])} Langevin steps; seed {seed} (sidebar).")
         cfg = SampleConfig(n=int(n), steps_per_level=int(T), step_size=eps, denoise=denoise,
-                           mode="annealed", seed=seed)
+                           mode=sampler, seed=seed)
         base_pick = None
         if compare and dsm_choices:
             base_pick = st.selectbox("Baseline checkpoint", dsm_choices, format_func=lambda c: c.label,
@@ -174,9 +179,9 @@ if ncsn_choices:
     wanted = st.session_state.get("mnist_last")
     results = {}
     if go_button or wanted == key or (pick.path, _mtime(pick.path), cfg) in have:
-        results["NCSN · annealed Langevin"] = run_sampler(pick.path, cfg, "NCSN")
+        results[f"NCSN · {sampler} Langevin"] = run_sampler(pick.path, cfg, "NCSN")
         if base_pick is not None:
-            bcfg = replace(cfg, mode="plain", steps_per_level=int(T))
+            bcfg = replace(cfg, mode="plain", steps_per_level=int(T), step_size=None)
             results["Baseline · plain Langevin"] = run_sampler(base_pick.path, bcfg, "Baseline")
 
     if not results:
