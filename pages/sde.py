@@ -276,8 +276,15 @@ with tab_rev:
         g, logp0 = marginal_grid(base.mixture, base.make_sde(), base.make_sde().eps, -lim, lim, 80)
         names = {"sde": "reverse SDE", "pc": f"predictor–corrector (r = {snr:g})", "ode": "probability-flow ODE"}
         colors = {"sde": render_sde.SDE_COLOR, "pc": render_sde.SAMPLER_COLORS["pc"], "ode": render_sde.ODE_COLOR}
-        panels = [dict(name=names[k], color=colors[k], points=r["x"], trajectories=r["frames"])
-                  for k, r in res.items()]
+        # Draw the 2D paths only once the noise fits the window (VE starts at ±3σ_max);
+        # the (t, u) view below shows them whole.
+        sde_b = base.make_sde()
+        t_cut = max([t for t in np.linspace(0, 1, 101) if float(sde_b.std(float(t))) <= lim / 3] or [0.0])
+        panels = []
+        for k, r in res.items():
+            keep = r["times"] <= t_cut + 1e-9
+            traj = r["frames"][keep] if keep.sum() >= 2 else r["frames"][-2:]
+            panels.append(dict(name=names[k], color=colors[k], points=r["x"], trajectories=traj))
         st.plotly_chart(render_sde.reverse_panels_figure(panels, g.numpy(), g.numpy(),
                                                          np.maximum(logp0.numpy(), float(logp0.max()) - 30),
                                                          lo=-lim, hi=lim, means=base.means),
@@ -301,7 +308,8 @@ with tab_rev:
                         f"**{s['weight_error']:.3f}** | {s['sliced_wasserstein']:.2f} | {s['nfe']} | "
                         f"{s['seconds']:.2f} |")
         st.markdown("\n".join(rows))
-        st.caption("Stochastic paths jitter and can cross between modes late; ODE paths are smooth "
+        st.caption(f"Paths in the panels are drawn from t = {t_cut:.2f} down (before that the noise "
+                   "is wider than the window). Stochastic paths jitter and can cross between modes late; ODE paths are smooth "
                    "and each prior point has exactly one destination (the ODE is a bijection — that "
                    "is what makes exact likelihoods possible). Both recover the weights, because "
                    "the weights are in p_1's shape and in the score at large t. The ODE's NFE is "
