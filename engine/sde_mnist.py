@@ -9,6 +9,7 @@ Models:
 
     python -m engine.sde_mnist bpd --checkpoint checkpoints/sde_mnist_tutorial --images 16
     python -m engine.sde_mnist inpaint --checkpoint checkpoints/sde_mnist_tutorial --digits 30 --mask bottom
+    python -m engine.sde_mnist cost --checkpoint checkpoints/ncsn_mnist --n 32 --budgets 50,100,200
 """
 
 from __future__ import annotations
@@ -147,9 +148,43 @@ def inpaint_rate(score_fn, sde: SDE, digits: int = 20, mask: str = "bottom", com
             "snr": snr, "nfe": nfe, "seconds": round(time.perf_counter() - start, 1)}
 
 
+def cost_sweep(score_fn, sde: SDE, n: int = 32, budgets=(50, 100, 200),
+               tolerances=(1e-2, 1e-3, 1e-5), seed: int = 0) -> list[dict]:
+    """Classifier-based quality of n samples per sampler at fixed NFE budgets (reverse SDE with
+    N = B, PC with N = B/2) and the ODE at a ladder of tolerances: mean confidence, Fréchet
+    distance of classifier features to real test digits, classes present. Last step: the mean."""
+    from .image_metrics import evaluate_samples
+    from .samplers import SamplerDiverged
+    from .sde_samplers import sample
+
+    rows = []
+    runs = [("sde", b, dict(steps=b)) for b in budgets]
+    runs += [("pc", b, dict(steps=max(1, b // 2))) for b in budgets]
+    runs += [("ode", f"tol {tol:g}", dict(rtol=tol, atol=tol)) for tol in tolerances]
+    for sampler, budget, kw in runs:
+        g = torch.Generator().manual_seed(seed)
+        x0 = sde.prior_sampling((n, 1, 28, 28), generator=g)
+        start = time.perf_counter()
+        try:
+            with torch.no_grad():
+                res = sample(score_fn, x0, sde, SDESamplerConfig(sampler=sampler, **kw), g)
+        except SamplerDiverged as err:
+            rows.append({"sampler": sampler, "budget": budget, "nfe": None, "error": str(err)})
+            continue
+        q = evaluate_samples(res.x.clamp(0, 1).numpy())
+        rows.append({"sampler": sampler, "budget": budget, "nfe": res.nfe,
+                     "mean_confidence": round(q["mean_confidence"], 4),
+                     "frechet_distance": round(q["frechet_distance"], 3),
+                     "classes_present": q["classes_present"],
+                     "seconds": round(time.perf_counter() - start, 1)})
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.sde_mnist")
-    p.add_argument("what", choices=["bpd", "inpaint"])
+    p.add_argument("what", choices=["bpd", "inpaint", "cost"])
+    p.add_argument("--n", type=int, default=32, help="cost: samples per sampler and budget")
+    p.add_argument("--budgets", default="50,100,200", help="cost: NFE budgets")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--images", type=int, default=16, help="bpd: test digits")
     p.add_argument("--digits", type=int, default=20, help="inpaint: test digits")
@@ -171,6 +206,9 @@ def main(argv=None) -> int:
             idx = rng.choice(len(data.test_images), args.images, replace=False)
             out = mnist_bits_per_dim(score_fn, sde, data.test_images[idx], seed=args.seed)
             out["split"] = "test"
+        elif args.what == "cost":
+            budgets = tuple(int(b) for b in args.budgets.split(",") if b.strip())
+            out = {"rows": cost_sweep(score_fn, sde, args.n, budgets, seed=args.seed), "n": args.n}
         else:
             with torch.no_grad():
                 out = inpaint_rate(score_fn, sde, args.digits, args.mask, args.completions,

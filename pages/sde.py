@@ -456,6 +456,27 @@ with tab_mnist:
             st.write(f"{r['bpd']:.3f} bits/dim on {r['images']} test digits "
                      f"({r['nfe_mean']:.0f} ODE evaluations, {r['seconds']:.0f} s).")
 
+        st.subheader("Quality against cost on MNIST")
+        if measured.get("cost"):
+            c = measured["cost"]
+            c1, c2 = st.columns(2)
+            with c1:
+                st.plotly_chart(render_sde.quality_figure(c["rows"], "frechet_distance",
+                                                          title="Fréchet distance vs NFE",
+                                                          y_title="FD of classifier features"),
+                                key="sde_mnist_fd", config=PLOT)
+            with c2:
+                st.plotly_chart(render_sde.quality_figure(c["rows"], "mean_confidence",
+                                                          title="Classifier confidence vs NFE",
+                                                          y_title="mean max-probability"),
+                                key="sde_mnist_conf", config=PLOT)
+            st.caption(f"{c['n']} samples per point, measured with the project's classifier "
+                       f"(`{c.get('command', '')}`); lower FD is better. Sampling at these budgets "
+                       "takes minutes on a CPU, so this chart is precomputed.")
+        else:
+            st.info("Not measured for this model yet: `python -m engine.sde_mnist cost --checkpoint "
+                    f"{Path(path).name}`.")
+
         st.subheader("Inpainting")
         if measured.get("inpaint"):
             r = measured["inpaint"]
