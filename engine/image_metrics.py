@@ -19,15 +19,17 @@ CLASSIFIER = PROJECT_ROOT / "checkpoints" / "mnist_classifier"
 
 
 def frechet_distance(mu_a, cov_a, mu_b, cov_b) -> float:
+    """tr((Σ_a Σ_b)^{1/2}) is computed as Σ √λ of the symmetric PSD Σ_a^{1/2} Σ_b Σ_a^{1/2}
+    (same eigenvalues), which stays stable when N is smaller than the feature dimension."""
     mu_a, mu_b = np.asarray(mu_a, np.float64), np.asarray(mu_b, np.float64)
     cov_a, cov_b = np.asarray(cov_a, np.float64), np.asarray(cov_b, np.float64)
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    if not np.isfinite(covmean).all():
-        off = np.eye(len(cov_a)) * 1e-6
-        covmean = linalg.sqrtm((cov_a + off) @ (cov_b + off))
-    covmean = np.real(covmean)
+    w, v = linalg.eigh((cov_a + cov_a.T) / 2)
+    half = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    inner = half @ cov_b @ half
+    lam = linalg.eigvalsh((inner + inner.T) / 2)
+    tr_covmean = float(np.sqrt(np.clip(lam, 0, None)).sum())
     diff = mu_a - mu_b
-    return float(max(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean), 0.0))
+    return float(max(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_covmean, 0.0))
 
 
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.image_registry import shipped_image_checkpoints
+from engine.image_registry import PROJECT_ROOT, shipped_image_checkpoints
 
 pytestmark = pytest.mark.skipif(not shipped_image_checkpoints(),
                                 reason="the shipped MNIST checkpoints are missing")
@@ -32,7 +32,7 @@ def app(tmp_path, monkeypatch):
         return original(self, path_or_data, mimetype, kind, filename)
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
-    at = AppTest.from_file("app.py", default_timeout=180)
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
     at.run()
     at.switch_page("pages/mnist.py").run()
     yield at, stored
