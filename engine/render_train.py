@@ -84,7 +84,8 @@ def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
                                      hoverinfo="skip"), 1, 3)
     for i in range(1, len(titles) + 1):
         suffix = "" if i == 1 else str(i)
-        fig.layout[f"xaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False)
+        fig.layout[f"xaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
+                                            constrain="domain")
         fig.layout[f"yaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
                                             scaleanchor=f"x{suffix}", scaleratio=1)
     fig.update_layout(height=height, showlegend=False, margin=_MARGIN)
