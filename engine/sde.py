@@ -200,7 +200,9 @@ class VPSDE(SDE):
         return 1.0
 
     def corrector_alpha(self, t, n_steps: int) -> float:
-        return 1.0 - float(self.beta(float(t))) / n_steps   # α_i = 1 − β_i, β_i = β(t)/N
+        """α_i = 1 − β_i with β_i = β(t)/N (score_sde's discrete betas). With fewer steps than
+        β_max the formula goes negative at large t; it is clamped at 0 (no corrector step there)."""
+        return max(0.0, 1.0 - float(self.beta(float(t))) / n_steps)
 
     def describe(self) -> dict:
         return {"sde": self.name, "beta_min": self.beta_min, "beta_max": self.beta_max}

@@ -65,3 +65,12 @@ def test_pc_inpainting_samples_the_conditional():
     assert float(res.x[:, 1].mean()) == pytest.approx(5.0, abs=0.1)
     assert float(res.x[:, 1].std()) == pytest.approx(1.0, abs=0.08)
     assert res.nfe == 400
+
+
+def test_pc_with_fewer_steps_than_beta_max_does_not_break():
+    """VP's corrector α = 1 − β(t)/N is negative for N < β_max at large t; it is clamped at 0."""
+    sde = make_sde("vp")
+    assert sde.corrector_alpha(1.0, 10) == 0.0
+    assert sde.corrector_alpha(0.0, 1000) == pytest.approx(1 - 0.1 / 1000)
+    out = run_sde_mix(SDEMixConfig(sampler="pc", sde="vp", steps=10, particles=200)).summary()
+    assert out["nfe"] == 20 and sum(out["mode_weights"]) == pytest.approx(1.0)
