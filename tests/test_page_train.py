@@ -173,3 +173,25 @@ def test_langevin_page_samples_with_a_trained_checkpoint_next_to_the_exact_score
     assert set(rows) == {"target", "exact", "learned"}
     learned_w = [float(v) for v in rows["learned"].split("|")[2:4]]
     assert sum(learned_w) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_run_on_non_gaussian_data_and_seed_experiment_a(runs_root):
+    from engine.train2d import Train2DConfig, train, write_run_config
+
+    config = Train2DConfig(data="moons", objective="dsm", sigma=0.2, steps=30, log_every=10)
+    run = runs_root / "moons-run"
+    write_run_config(run, "dsm", ["train2d"], config)
+    train(config, run)
+    at = open_train_page()
+    assert not at.error, [e.value for e in at.error]
+    specs = plotly_specs(at)
+    fields = next(f for f in specs if f["layout"].get("annotations"))
+    assert [a["text"] for a in fields["layout"]["annotations"]] == ["Learned s_θ(x, σ=0.2)"]
+    assert any("No exact score" in c.value for c in at.caption)
+    # Seed experiment (a): seconds per step against dimension, one line per objective.
+    at.multiselect(key="tr_dims").set_value([2, 8])
+    at.button(key="tr_measure").click().run()
+    assert not at.exception, at.exception
+    cost = next(f for f in plotly_specs(at) if title_of(f).startswith("Cost of one training step"))
+    assert [t["name"] for t in cost["data"]] == ["ISM (exact trace)", "SSM", "DSM"]
+    assert all(list(t["x"]) == [2, 8] for t in cost["data"])
