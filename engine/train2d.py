@@ -18,7 +18,6 @@ Fisher divergence (mixtures only, where the exact score is known), on a fixed ev
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -409,6 +408,3 @@ def print_progress(step: int, total: int, loss: float, stream=None, width: int =
         stream.write(f"step {step}/{total}  loss {loss:.4g}\n")
     stream.flush()
 
-
-def dumps(obj) -> str:
-    return json.dumps(obj, default=str)
