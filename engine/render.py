@@ -267,10 +267,10 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
             data.append(dict(type="scattergl", x=traj[0, :, 0], y=traj[0, :, 1], mode="markers",
                                      xaxis=f"x{sfx}", yaxis=f"y{sfx}", name="start", hoverinfo="skip",
                                      marker=dict(symbol="circle-open", size=8, color="black")))
-        if means is not None:
+        if means is not None:  # scattergl, so the marks draw above the (WebGL) particles
             mm = _f32(means)
-            data.append(dict(type="scatter", x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
-                                   yaxis=f"y{sfx}", marker=MEAN_MARKER, name="means", hoverinfo="skip"))
+            data.append(dict(type="scattergl", x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
+                             yaxis=f"y{sfx}", marker=MEAN_MARKER, name="means", hoverinfo="skip"))
         annotations.append(dict(text=f"<b>{panel['name']}</b>", xref=f"x{sfx} domain",
                                 yref=f"y{sfx} domain", x=0.5, y=1.0, yanchor="bottom",
                                 showarrow=False, font=dict(size=14, color=panel["color"])))
@@ -296,16 +296,16 @@ def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_de
     for i, panel in enumerate(panels):
         sfx = "" if i == 0 else str(i + 1)
         data.append(_contour(xs, ys, log_density, sfx))
-        if means is not None:
-            mm = _f32(means)
-            data.append(dict(type="scatter", x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
-                                   yaxis=f"y{sfx}", marker=MEAN_MARKER, hoverinfo="skip"))
         first = _f32(panel["frames"][0])
         moving.append(len(data))
         # Plain Scatter (not gl): Plotly animates SVG traces smoothly between frames.
         data.append(dict(type="scatter", x=first[:, 0], y=first[:, 1], mode="markers", xaxis=f"x{sfx}",
-                               yaxis=f"y{sfx}", name=panel["name"], hoverinfo="skip",
-                               marker=dict(size=4, color=panel["color"], opacity=0.6)))
+                         yaxis=f"y{sfx}", name=panel["name"], hoverinfo="skip",
+                         marker=dict(size=4, color=panel["color"], opacity=0.6)))
+        if means is not None:  # after the particles, so the marks stay on top
+            mm = _f32(means)
+            data.append(dict(type="scatter", x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
+                             yaxis=f"y{sfx}", marker=MEAN_MARKER, hoverinfo="skip", name="means"))
         annotations.append(dict(text=f"<b>{panel['name']}</b>", xref=f"x{sfx} domain",
                                 yref=f"y{sfx} domain", x=0.5, y=1.0, yanchor="bottom",
                                 showarrow=False, font=dict(size=14, color=panel["color"])))
