@@ -47,5 +47,6 @@ def run(args) -> int:
     if args.npy:
         np.save(args.npy, out.images.astype(np.float32), allow_pickle=False)
     print(json.dumps({"out": args.out, "npy": args.npy, "n": args.n, "seconds": round(out.seconds, 2),
+                      "cpu_seconds": round(out.cpu_seconds, 2),
                       "nfe": out.nfe, **out.schedule}))
     return 0

@@ -38,6 +38,7 @@ class ImageSamples:
     frame_sigmas: list[float]
     seconds: float
     nfe: int
+    cpu_seconds: float = 0.0             # CPU time of this process while sampling
     schedule: dict = field(default_factory=dict)
 
 
@@ -108,9 +109,10 @@ def sample_images(model: torch.nn.Module, meta: dict, cfg: SampleConfig, device=
             progress(min(done["calls"] // schedule.steps_per_level, L), L)
         return base(x, sigma)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = langevin_dynamics(score, x0.to(device), schedule, rng=g if str(device) == "cpu" else None)
     seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - c0
     raw = result.x.detach().cpu().numpy()[:, 0]
     frames = result.frames.detach().cpu().numpy()[:, :, 0] if result.frames is not None else raw[None]
     levels = list(result.frame_levels)
@@ -120,7 +122,7 @@ def sample_images(model: torch.nn.Module, meta: dict, cfg: SampleConfig, device=
     return ImageSamples(images=np.clip(raw, 0, 1).astype(np.float32), raw=raw.astype(np.float32),
                         frames=np.clip(frames[keep], 0, 1).astype(np.float32),
                         frame_levels=[levels[i] for i in keep], frame_sigmas=sig,
-                        seconds=seconds, nfe=result.nfe, schedule=info)
+                        seconds=seconds, nfe=result.nfe, schedule=info, cpu_seconds=cpu_seconds)
 
 
 def _spread(total: int, k: int) -> list[int]:

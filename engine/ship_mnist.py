@@ -48,6 +48,7 @@ def ship(run_dir: str, name: str, title: str, n: int, seed: int, command: str | 
         "cpu_seconds": meta.get("cpu_seconds"),
         "size_bytes": dst.with_suffix(".safetensors").stat().st_size,
         "metrics": {**metrics, "sampler": out.schedule, "sample_seconds": round(out.seconds, 2),
+                    "sample_cpu_seconds": round(out.cpu_seconds, 2),
                     "sample_threads": torch.get_num_threads(), "n": n, "seed": seed},
         "trained_with": command,
         "shipped": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
