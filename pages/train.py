@@ -200,6 +200,10 @@ def runs_panel() -> None:
             if info.message:
                 text += f" · {info.message}"
             st.progress(info.progress, text=text)
+            if info.state == "queued":
+                busy = [r.name for r in jobs().runs() if r.state in ("starting", "running")]
+                st.caption(f"Waiting for a free slot ({jobs().max_running} at a time); running now: "
+                           f"{', '.join(busy) or 'nothing'} — cancel one to start this sooner.")
             recs = [r for r in read_metrics(info.dir) if "loss" in r]
             if recs:
                 curve = {"name": info.config.get("config", {}).get("objective", "loss"),
