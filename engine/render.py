@@ -13,6 +13,7 @@ animations carry their frames, so they play in the browser without a rerun.
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import numpy as np
 import plotly.graph_objects as go
@@ -226,12 +227,31 @@ def contour_lines(xs, ys, z, levels) -> tuple[np.ndarray, np.ndarray]:
     return _f32(pts[:, 0]), _f32(pts[:, 1])
 
 
+_CONTOUR_CACHE: dict = {}
+
+
+def density_contours(xs, ys, z, n_levels: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Iso-lines of a log-density, from just below its maximum down to its floor (memoised by
+    content: pages redraw the same density on every rerun)."""
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    xs = np.ascontiguousarray(xs, dtype=np.float64)
+    ys = np.ascontiguousarray(ys, dtype=np.float64)
+    key = hashlib.blake2b(z.tobytes() + xs.tobytes() + ys.tobytes() + bytes([n_levels]),
+                          digest_size=16).digest()
+    found = _CONTOUR_CACHE.get(key)
+    if found is None:
+        top, floor = float(z.max()), float(z.min())
+        levels = top - (top - floor) * (np.arange(1, n_levels + 1) / (n_levels + 1)) ** 2
+        found = contour_lines(xs, ys, z, levels)
+        if len(_CONTOUR_CACHE) > 64:
+            _CONTOUR_CACHE.clear()
+        _CONTOUR_CACHE[key] = found
+    return found
+
+
 def _contour(xs, ys, z, axis_suffix: str = "", n_levels: int = 7) -> dict:
-    """Grey iso-lines of a log-density, from just below its maximum down to its floor."""
-    z = np.asarray(z, dtype=np.float64)
-    top, floor = float(z.max()), float(z.min())
-    levels = top - (top - floor) * (np.arange(1, n_levels + 1) / (n_levels + 1)) ** 2
-    lx, ly = contour_lines(xs, ys, z, levels)
+    """Grey iso-lines of a log-density as a line trace on axes `axis_suffix`."""
+    lx, ly = density_contours(xs, ys, z, n_levels)
     return dict(type="scatter", x=lx, y=ly, mode="lines", xaxis=f"x{axis_suffix}",
                 yaxis=f"y{axis_suffix}", line=dict(color="rgba(90,90,90,0.55)", width=1),
                 hoverinfo="skip", name="log-density contours")

@@ -4,7 +4,7 @@ score, from the same initial particles, side by side."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import astuple, replace
 
 import numpy as np
 import streamlit as st
@@ -27,15 +27,22 @@ N_TRAJ = 4             # trajectories drawn on the final-particles figure
 SHOW_PARTICLES = 1000  # final particles drawn per panel (all are used for the numbers)
 STEP_SIZES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 PARTICLES = [100, 250, 500, 1000, 2000, 4000]
+COLORS = {"Plain Langevin": render.PLAIN, "Annealed Langevin": render.ANNEALED,
+          "Target": render.TARGET}
+
+
+def sample(configs: tuple[MixConfig, ...]) -> list[dict]:
+    """The sampler runs as NumPy arrays, cached by the frozen configs (as plain tuples: hashing
+    those is ~100x cheaper for st.cache_data than hashing the dataclasses)."""
+    return _sample(tuple(astuple(c) for c in configs))
 
 
 @st.cache_data(max_entries=48, show_spinner=False)
-def sample(configs: tuple[MixConfig, ...]) -> list[dict]:
-    """The sampler runs as NumPy arrays, cached by the frozen configs. Both samplers run as one
-    batched chain (same particles as separate runs, about half the time); an error becomes its
-    one sentence."""
+def _sample(keys: tuple) -> list[dict]:
+    """Both samplers run as one batched chain (same particles as separate runs, about half the
+    time); an error becomes its one sentence."""
     out = []
-    for r in run_mixes(configs):
+    for r in run_mixes(tuple(MixConfig(*k) for k in keys)):
         if isinstance(r, (SamplerDiverged, ScheduleError, TargetError, ValueError)):
             out.append({"error": str(r)})
             continue
@@ -105,8 +112,7 @@ configs = {"Plain Langevin": replace(base, sampler="langevin", steps=total, deno
                                      sigma_max=MixConfig.sigma_max, sigma_min=MixConfig.sigma_min,
                                      levels=MixConfig.levels),
            "Annealed Langevin": replace(base, sampler="annealed", steps=steps)}
-colors = {"Plain Langevin": render.PLAIN, "Annealed Langevin": render.ANNEALED,
-          "Target": render.TARGET}
+colors = COLORS
 
 # Bad combinations (σ_max ≤ σ_min, a step size that blows up) come back as one sentence each.
 results = {}
@@ -121,34 +127,49 @@ if not results:
 lim = max(10.0, a + 5.0)
 grid = contours(means, (w, 1.0 - w), -lim, lim)
 
-tab_final, tab_anim = st.tabs(["Final particles and trajectories", "Animation"])
-with tab_final:
+
+
+@st.cache_data(max_entries=48, show_spinner=False)
+def figure_specs(keys: tuple, names: tuple, means: tuple, w: float, lim: float, steps: int,
+                 sigma_max: float, sigma_min: float, levels: int) -> dict:
+    """The two particle figures as Plotly dicts, cached like the samples they draw."""
+    found = dict(zip(names, _sample(keys)))
+    found = {name: out for name, out in found.items() if "error" not in out}
+    grid = contours(means, (w, 1.0 - w), -lim, lim)
     panels = []
-    for name, out in results.items():
+    for name, out in found.items():
         frames = out["frames"]
         # One point per noise level (every T steps, for both samplers): the path stays readable
         # even when the annealed particles roam far at the large σ levels.
         at_levels = [i for i, s in enumerate(out["frame_steps"]) if s % steps == 0]
-        panels.append(dict(name=name, color=colors[name], points=out["x"][:SHOW_PARTICLES],
+        panels.append(dict(name=name, color=COLORS[name], points=out["x"][:SHOW_PARTICLES],
                            trajectories=frames[at_levels, :N_TRAJ] if frames is not None else None))
-    st.plotly_chart(render.particles_figure(panels, grid["g"], grid["g"], grid["logp"], lo=-lim,
-                                            hi=lim, means=means),
-                    key="lv_final", config={"displaylogo": False})
+    specs = {"final": render.particles_figure(panels, grid["g"], grid["g"], grid["logp"], lo=-lim,
+                                              hi=lim, means=means).spec, "anim": None}
+    if len(found) == 2:
+        plain, ann = found["Plain Langevin"], found["Annealed Langevin"]
+        sigmas = np.geomspace(sigma_max, sigma_min, levels) if levels > 1 else np.array([sigma_min])
+        labels = [f"step {s}" + (f" · annealed σ = {sigmas[lv]:.2g}" if s else " (start)")
+                  for s, lv in zip(ann["frame_steps"], ann["frame_levels"])]
+        k = min(len(plain["frames"]), len(ann["frames"]), len(labels))
+        anim = [dict(name=nm, color=COLORS[nm], frames=found[nm]["frames"][:k]) for nm in found]
+        specs["anim"] = render.animation_figure(anim, labels[:k], grid["g"], grid["g"], grid["logp"],
+                                                lo=-lim, hi=lim, means=means).spec
+    return specs
+
+
+specs = figure_specs(tuple(astuple(c) for c in configs.values()), tuple(configs), means, w, lim,
+                     steps, sigma_max, sigma_min, levels)
+tab_final, tab_anim = st.tabs(["Final particles and trajectories", "Animation"])
+with tab_final:
+    st.plotly_chart(render.Spec(specs["final"]), key="lv_final", config={"displaylogo": False})
     st.caption(f"Grey: contours of the target's log-density; × marks the means. Black lines: "
                f"{N_TRAJ} particles' paths from their start (open circle), one point every {steps} "
                "steps (the end of each annealed noise level). At the large noise levels the "
                "annealed particles roam far beyond this window.")
 with tab_anim:
-    if len(results) == 2:
-        plain, ann = results["Plain Langevin"], results["Annealed Langevin"]
-        sigmas = np.geomspace(sigma_max, sigma_min, levels) if levels > 1 else np.array([sigma_min])
-        labels = [f"step {s}" + (f" · annealed σ = {sigmas[lv]:.2g}" if s else " (start)")
-                  for s, lv in zip(ann["frame_steps"], ann["frame_levels"])]
-        k = min(len(plain["frames"]), len(ann["frames"]), len(labels))
-        anim = [dict(name=nm, color=colors[nm], frames=results[nm]["frames"][:k]) for nm in results]
-        st.plotly_chart(render.animation_figure(anim, labels[:k], grid["g"], grid["g"], grid["logp"],
-                                                lo=-lim, hi=lim, means=means),
-                        key="lv_anim", config={"displaylogo": False})
+    if specs["anim"] is not None:
+        st.plotly_chart(render.Spec(specs["anim"]), key="lv_anim", config={"displaylogo": False})
         st.caption(f"Press ▶ Play: {min(n, ANIM_PARTICLES)} of the particles, every {every} steps. "
                    "The animation plays in your browser; no recomputation.")
     else:
