@@ -87,7 +87,8 @@ def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
         fig.layout[f"xaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
                                             constrain="domain")
         fig.layout[f"yaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
-                                            scaleanchor=f"x{suffix}", scaleratio=1)
+                                            scaleanchor=f"x{suffix}", scaleratio=1,
+                                            constrain="domain")
     fig.update_layout(height=height, showlegend=False, margin=_MARGIN)
     return fig
 
