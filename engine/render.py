@@ -13,6 +13,7 @@ animations carry their frames, so they play in the browser without a rerun.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 
 import numpy as np
@@ -96,9 +97,14 @@ def colorscale(name_or_list):
     """A named plotly.py colour scale ('Magma', 'Viridis_r', …) as the explicit list Plotly.js
     needs (it knows only a few names, and these specs skip plotly.py's expansion)."""
     if isinstance(name_or_list, str):
-        from plotly.colors import get_colorscale
-        return get_colorscale(name_or_list)
+        return [list(step) for step in _named_colorscale(name_or_list)]
     return name_or_list
+
+
+@functools.lru_cache(maxsize=64)
+def _named_colorscale(name: str) -> tuple:
+    from plotly.colors import get_colorscale  # builds its name table on every call: memoised
+    return tuple(tuple(step) for step in get_colorscale(name))
 
 
 def _square_axes(lo: float, hi: float, n_panels: int = 1, gap: float = 0.06) -> dict:

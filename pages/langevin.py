@@ -13,7 +13,7 @@ import torch
 from engine import render
 from engine.experiments import MixConfig, run_mixes
 from engine.noise import ScheduleError
-from engine.samplers import SamplerDiverged
+from engine.samplers import SamplerDiverged, small_tensor_threads
 from engine.targets import GaussianMixture, TargetError
 
 import learned_score  # helper module next to app.py: a trained checkpoint next to the exact score
@@ -59,7 +59,8 @@ def contours(means: tuple, weights: tuple, lo: float, hi: float, n: int = 90) ->
     g = np.linspace(lo, hi, n)
     xx, yy = np.meshgrid(g, g)
     pts = torch.tensor(np.stack([xx.ravel(), yy.ravel()], 1), dtype=torch.float64)
-    logp = GaussianMixture.create(means, weights).log_prob(pts).numpy().reshape(n, n)
+    with small_tensor_threads(pts.numel()):  # tiny tensors: one torch thread is fastest
+        logp = GaussianMixture.create(means, weights).log_prob(pts).numpy().reshape(n, n)
     return dict(g=g, logp=np.maximum(logp, logp.max() - 30.0))
 
 

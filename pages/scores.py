@@ -8,6 +8,7 @@ import streamlit as st
 import torch
 
 from engine import render
+from engine.samplers import small_tensor_threads
 from engine.targets import GaussianMixture, TargetError
 
 import nav  # helper module next to app.py
@@ -27,6 +28,11 @@ def mixture(w: float, a: float) -> GaussianMixture:
 @st.cache_data(max_entries=64, show_spinner=False)
 def field(w: float, w_other: float, a: float, sigma: float) -> dict:
     """Everything the page draws, as NumPy arrays, for one setting of the sliders."""
+    with small_tensor_threads(HEAT_N * HEAT_N * 2):  # tiny tensors: one torch thread is fastest
+        return _field(w, w_other, a, sigma)
+
+
+def _field(w: float, w_other: float, a: float, sigma: float) -> dict:
     gx = np.linspace(LO, HI, HEAT_N)
     xx, yy = np.meshgrid(gx, gx)
     grid = torch.tensor(np.stack([xx.ravel(), yy.ravel()], 1), dtype=torch.float64)
@@ -39,23 +45,27 @@ def field(w: float, w_other: float, a: float, sigma: float) -> dict:
     s_q = q.score(grid, sigma).numpy()
     diff = np.linalg.norm(s_p - s_q, axis=1)
     rel = diff / np.maximum(np.linalg.norm(s_p, axis=1), 1e-12)
-    # The probe curves: the score along the diagonal direction at three points, as w varies.
-    ws = np.linspace(0.01, 0.99, 99)
-    u = np.array([1.0, 1.0]) / np.sqrt(2.0)
-    probes = {"near the major mode (4, 4)": (a - 1, a - 1), "midway (0, 0)": (0.0, 0.0),
-              "near the minor mode (−4, −4)": (-(a - 1), -(a - 1))}
-    curves = {}
-    for name, pt in probes.items():
-        x = torch.tensor([pt], dtype=torch.float64)
-        curves[name] = np.array([float(mixture(wi, a).score(x, sigma)[0] @ torch.tensor(u))
-                                 for wi in ws])
     return dict(
         gx=gx, logp=logp, arrows_at=arrows_at.numpy(),
         arrows=p.score(arrows_at, sigma).numpy(), arrows_diff=(p.score(arrows_at, sigma)
                                                                 - q.score(arrows_at, sigma)).numpy(),
         diff=diff.reshape(HEAT_N, HEAT_N), changed=float((rel > 0.01).mean()),
-        ws=ws, curves=curves, means=np.array([(a, a), (-a, -a)]),
+        means=np.array([(a, a), (-a, -a)]),
     )
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def probes(a: float, sigma: float) -> dict:
+    """The score along the diagonal direction at three points, as the weight w varies (depends on
+    σ only, so moving w does not recompute it)."""
+    ws = np.linspace(0.01, 0.99, 99)
+    u = torch.tensor([1.0, 1.0], dtype=torch.float64) / np.sqrt(2.0)
+    points = {"near the major mode (4, 4)": (a - 1, a - 1), "midway (0, 0)": (0.0, 0.0),
+              "near the minor mode (−4, −4)": (-(a - 1), -(a - 1))}
+    x = torch.tensor(list(points.values()), dtype=torch.float64)
+    with small_tensor_threads(x.numel()):
+        curves = np.array([(mixture(wi, a).score(x, sigma) @ u).numpy() for wi in ws])  # (W, 3)
+    return dict(ws=ws, curves={name: curves[:, i] for i, name in enumerate(points)})
 
 
 st.title("Scores")
@@ -80,6 +90,7 @@ except TargetError as err:  # cannot happen with these sliders, but never show a
     st.error(str(err))
     st.stop()
 
+probe = probes(5.0, sigma)
 logp = data["logp"]
 shown = np.maximum(logp, logp.max() - FLOOR)
 if view.startswith("energy"):
@@ -112,7 +123,7 @@ m2.markdown(
 )
 
 st.plotly_chart(
-    render.line_figure(data["ws"], data["curves"],
+    render.line_figure(probe["ws"], probe["curves"],
                        title=f"Score along the diagonal at three probe points, as w varies (σ = {sigma:g})",
                        x_title="weight w of the mode at (5, 5)",
                        y_title="score · (1,1)/√2", vline=w,
