@@ -49,11 +49,12 @@ class JobManager:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = self.root / f"{stamp}-{_slug(name)}-{uuid.uuid4().hex[:6]}"
         run_dir.mkdir(parents=True)
+        # status.json first: a folder becomes visible to scans only once config.json exists.
+        atomic_write_json(run_dir / "status.json", {"state": "queued", "step": 0})
         atomic_write_json(run_dir / "config.json", {
             "name": name, "argv": list(argv), "config": config or {}, "created": time.time(),
             "threads": threads,
         })
-        atomic_write_json(run_dir / "status.json", {"state": "queued", "step": 0})
         self.pump()
         return run_dir
 

@@ -139,7 +139,8 @@ def read_run(run_dir) -> RunInfo:
         status = _read_json(d / "status.json", {}) or {}
         state = status.get("state", state)
         if state not in FINAL_STATES:
-            state = "interrupted"
+            # Asked to stop and gone: a cancel that landed before the worker could say so.
+            state = "cancelled" if (d / "cancel").exists() else "interrupted"
     return RunInfo(dir=d, name=config.get("name", d.name), state=state,
                    step=int(status.get("step", 0) or 0), total=int(status.get("total", 0) or 0),
                    message=status.get("message", ""), created=float(config.get("created", 0.0)),
