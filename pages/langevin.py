@@ -37,7 +37,7 @@ def sample(configs: tuple[MixConfig, ...]) -> list[dict]:
     return _sample(tuple(astuple(c) for c in configs))
 
 
-@st.cache_data(max_entries=48, show_spinner=False)
+@st.cache_data(max_entries=48, show_spinner="Sampling both chains…")
 def _sample(keys: tuple) -> list[dict]:
     """Both samplers run as one batched chain (same particles as separate runs, about half the
     time); an error becomes its one sentence."""
