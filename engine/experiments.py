@@ -172,7 +172,7 @@ def run_mixes(configs) -> list:
             with small_tensor_threads(batch[0].particles * batch[0].mixture.dim):
                 x0 = initial_particles(batch[0])
                 start = time.perf_counter()
-                with torch.no_grad():
+                with torch.inference_mode():  # no autograd bookkeeping per op (~10 % here)
                     outs = mixture_langevin_chains(batch[0].mixture, [x0] * len(batch),
                                                    [schedule_for(c) for c in batch],
                                                    [_noise_rng(c) for c in batch])
