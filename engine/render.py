@@ -145,7 +145,7 @@ def arrow_segments(points, vectors, length: float) -> tuple[np.ndarray, np.ndarr
     return _f32(pts[:, 0]), _f32(pts[:, 1])
 
 
-_scale = colorscale
+_scale = colorscale  # field_figure's `colorscale` argument shadows the function
 
 
 def field_figure(xs, ys, z, points, vectors, *, title: str, z_title: str, colorscale="Viridis",
@@ -153,18 +153,20 @@ def field_figure(xs, ys, z, points, vectors, *, title: str, z_title: str, colors
                  arrow_color: str = "white", height: int = 460) -> Spec:
     """Heat map z(x, y) (rows = ys) with a quiver of `vectors` at `points` on top."""
     xs, ys = _f32(xs), _f32(ys)
-    data = [dict(type="heatmap", x=xs, y=ys, z=_f32(z), colorscale=_scale(colorscale), zmin=zmin, zmax=zmax,
-                       colorbar=dict(title=dict(text=z_title, side="right"), thickness=12),
-                       hovertemplate="x=%{x:.2f}<br>y=%{y:.2f}<br>" + z_title + "=%{z:.3g}<extra></extra>")]
+    data = [dict(type="heatmap", x=xs, y=ys, z=_f32(z), colorscale=_scale(colorscale), zmin=zmin,
+                 zmax=zmax, colorbar=dict(title=dict(text=z_title, side="right"), thickness=12),
+                 hovertemplate="x=%{x:.2f}<br>y=%{y:.2f}<br>" + z_title + "=%{z:.3g}<extra></extra>")]
     if points is not None and len(points):
-        length = arrow_length or 0.9 * float(xs[1] - xs[0]) * max(1, len(xs) // max(1, int(np.sqrt(len(points)))))
+        # Default: the longest arrow spans about one arrow-grid cell.
+        per_side = max(1, int(np.sqrt(len(points))))
+        length = arrow_length or 0.9 * float(xs[-1] - xs[0]) / per_side
         ax, ay = arrow_segments(points, vectors, length)
-        data.append(dict(type="scattergl", x=ax, y=ay, mode="lines", line=dict(color=arrow_color, width=1.4),
-                                 hoverinfo="skip", name="score"))
+        data.append(dict(type="scattergl", x=ax, y=ay, mode="lines", hoverinfo="skip", name="score",
+                         line=dict(color=arrow_color, width=1.4)))
     if means is not None:
         m = _f32(means)
         data.append(dict(type="scatter", x=m[:, 0], y=m[:, 1], mode="markers", marker=MEAN_MARKER,
-                               name="means", hoverinfo="skip"))
+                         name="means", hoverinfo="skip"))
     layout = dict(title=dict(text=title), showlegend=False, height=height,
                   **_square_axes(float(xs[0]), float(xs[-1])))
     return _figure(data, layout)
@@ -176,7 +178,7 @@ def line_figure(x, series: dict, *, title: str, x_title: str, y_title: str,
     x = _f32(x)
     colors = colors or {}
     data = [dict(type="scatter", x=x, y=_f32(y), mode="lines", name=name,
-                       line=dict(width=2.5, color=colors.get(name))) for name, y in series.items()]
+                 line=dict(width=2.5, color=colors.get(name))) for name, y in series.items()]
     layout = dict(title=dict(text=title), height=height, xaxis=dict(title=dict(text=x_title)),
                   yaxis=dict(title=dict(text=y_title)),
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
@@ -267,8 +269,8 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
                      means=None, height: int = 470, title: str | None = None) -> Spec:
     """Side-by-side panels of final particles over the target's log-density contours.
 
-    Each panel: {"name", "color", "points" (N,2), optional "trajectories" (F,M,2), optional
-    "start" (M,2) marking where the drawn trajectories began}.
+    Each panel: {"name", "color", "points" (N,2), optional "trajectories" (F,M,2)}; the first
+    trajectory frame is marked as the start (open circle).
     """
     data = []
     annotations = []
@@ -278,21 +280,21 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
         data.append(_contour(xs, ys, log_density, sfx))
         pts = _f32(panel["points"])
         data.append(dict(type="scattergl", x=pts[:, 0], y=pts[:, 1], mode="markers", xaxis=f"x{sfx}",
-                                 yaxis=f"y{sfx}", name=panel["name"],
-                                 marker=dict(size=4, color=panel["color"], opacity=0.55),
-                                 hovertemplate="(%{x:.2f}, %{y:.2f})<extra></extra>"))
+                         yaxis=f"y{sfx}", name=panel["name"],
+                         marker=dict(size=4, color=panel["color"], opacity=0.55),
+                         hovertemplate="(%{x:.2f}, %{y:.2f})<extra></extra>"))
         traj = panel.get("trajectories")
         if traj is not None and len(traj):
             traj = _f32(traj)  # (F, M, 2) → one line per particle, NaN-separated
             f, m, _ = traj.shape
             lines = np.concatenate([traj.transpose(1, 0, 2), np.full((m, 1, 2), np.nan, np.float32)], 1)
             lines = lines.reshape(-1, 2)
-            data.append(dict(type="scattergl", x=lines[:, 0], y=lines[:, 1], mode="lines", xaxis=f"x{sfx}",
-                                     yaxis=f"y{sfx}", name="trajectories", hoverinfo="skip",
-                                     line=dict(color="#222222", width=1), opacity=0.55))
+            data.append(dict(type="scattergl", x=lines[:, 0], y=lines[:, 1], mode="lines",
+                             xaxis=f"x{sfx}", yaxis=f"y{sfx}", name="trajectories", hoverinfo="skip",
+                             line=dict(color="#222222", width=1), opacity=0.55))
             data.append(dict(type="scattergl", x=traj[0, :, 0], y=traj[0, :, 1], mode="markers",
-                                     xaxis=f"x{sfx}", yaxis=f"y{sfx}", name="start", hoverinfo="skip",
-                                     marker=dict(symbol="circle-open", size=8, color="black")))
+                             xaxis=f"x{sfx}", yaxis=f"y{sfx}", name="start", hoverinfo="skip",
+                             marker=dict(symbol="circle-open", size=8, color="black")))
         if means is not None:  # scattergl, so the marks draw above the (WebGL) particles
             mm = _f32(means)
             data.append(dict(type="scattergl", x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
