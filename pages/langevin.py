@@ -64,6 +64,35 @@ def contours(means: tuple, weights: tuple, lo: float, hi: float, n: int = 90) ->
     return dict(g=g, logp=np.maximum(logp, logp.max() - 30.0))
 
 
+@st.cache_data(max_entries=48, show_spinner=False)
+def figure_specs(keys: tuple, names: tuple, means: tuple, w: float, lim: float, steps: int,
+                 sigma_max: float, sigma_min: float, levels: int) -> dict:
+    """The two particle figures as Plotly dicts, cached like the samples they draw."""
+    found = dict(zip(names, _sample(keys)))
+    found = {name: out for name, out in found.items() if "error" not in out}
+    grid = contours(means, (w, 1.0 - w), -lim, lim)
+    panels = []
+    for name, out in found.items():
+        frames = out["frames"]
+        # One point per noise level (every T steps, for both samplers): the path stays readable
+        # even when the annealed particles roam far at the large σ levels.
+        at_levels = [i for i, s in enumerate(out["frame_steps"]) if s % steps == 0]
+        panels.append(dict(name=name, color=COLORS[name], points=out["x"][:SHOW_PARTICLES],
+                           trajectories=frames[at_levels, :N_TRAJ] if frames is not None else None))
+    specs = {"final": render.particles_figure(panels, grid["g"], grid["g"], grid["logp"], lo=-lim,
+                                              hi=lim, means=means).spec, "anim": None}
+    if len(found) == 2:
+        plain, ann = found["Plain Langevin"], found["Annealed Langevin"]
+        sigmas = np.geomspace(sigma_max, sigma_min, levels) if levels > 1 else np.array([sigma_min])
+        labels = [f"step {s}" + (f" · annealed σ = {sigmas[lv]:.2g}" if s else " (start)")
+                  for s, lv in zip(ann["frame_steps"], ann["frame_levels"])]
+        k = min(len(plain["frames"]), len(ann["frames"]), len(labels))
+        anim = [dict(name=nm, color=COLORS[nm], frames=found[nm]["frames"][:k]) for nm in found]
+        specs["anim"] = render.animation_figure(anim, labels[:k], grid["g"], grid["g"], grid["logp"],
+                                                lo=-lim, hi=lim, means=means).spec
+    return specs
+
+
 st.title("Langevin vs annealed Langevin")
 st.markdown(
     "Both samplers use the **exact** score of the target and start from the **same** particles "
@@ -127,38 +156,6 @@ if not results:
 
 lim = max(10.0, a + 5.0)
 grid = contours(means, (w, 1.0 - w), -lim, lim)
-
-
-
-@st.cache_data(max_entries=48, show_spinner=False)
-def figure_specs(keys: tuple, names: tuple, means: tuple, w: float, lim: float, steps: int,
-                 sigma_max: float, sigma_min: float, levels: int) -> dict:
-    """The two particle figures as Plotly dicts, cached like the samples they draw."""
-    found = dict(zip(names, _sample(keys)))
-    found = {name: out for name, out in found.items() if "error" not in out}
-    grid = contours(means, (w, 1.0 - w), -lim, lim)
-    panels = []
-    for name, out in found.items():
-        frames = out["frames"]
-        # One point per noise level (every T steps, for both samplers): the path stays readable
-        # even when the annealed particles roam far at the large σ levels.
-        at_levels = [i for i, s in enumerate(out["frame_steps"]) if s % steps == 0]
-        panels.append(dict(name=name, color=COLORS[name], points=out["x"][:SHOW_PARTICLES],
-                           trajectories=frames[at_levels, :N_TRAJ] if frames is not None else None))
-    specs = {"final": render.particles_figure(panels, grid["g"], grid["g"], grid["logp"], lo=-lim,
-                                              hi=lim, means=means).spec, "anim": None}
-    if len(found) == 2:
-        plain, ann = found["Plain Langevin"], found["Annealed Langevin"]
-        sigmas = np.geomspace(sigma_max, sigma_min, levels) if levels > 1 else np.array([sigma_min])
-        labels = [f"step {s}" + (f" · annealed σ = {sigmas[lv]:.2g}" if s else " (start)")
-                  for s, lv in zip(ann["frame_steps"], ann["frame_levels"])]
-        k = min(len(plain["frames"]), len(ann["frames"]), len(labels))
-        anim = [dict(name=nm, color=COLORS[nm], frames=found[nm]["frames"][:k]) for nm in found]
-        specs["anim"] = render.animation_figure(anim, labels[:k], grid["g"], grid["g"], grid["logp"],
-                                                lo=-lim, hi=lim, means=means).spec
-    return specs
-
-
 specs = figure_specs(tuple(astuple(c) for c in configs.values()), tuple(configs), means, w, lim,
                      steps, sigma_max, sigma_min, levels)
 tab_final, tab_anim = st.tabs(["Final particles and trajectories", "Animation"])
