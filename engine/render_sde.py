@@ -52,7 +52,7 @@ def projected_figure(ts, us, logp_tu, paths: list[dict], *, title: str, height: 
     z = np.asarray(logp_tu, dtype=np.float32)
     z = np.maximum(z, z.max() - 10.0)
     data = [dict(type="heatmap", x=_f32(ts), y=_f32(us), z=z.T, colorscale=colorscale("Greys"),
-                 reversescale=True, showscale=False, hoverinfo="skip", opacity=0.65,
+                 showscale=False, hoverinfo="skip", opacity=0.5,
                  xaxis="x", yaxis="y")]
     for p in paths:
         t = _f32(p["t"])
@@ -65,7 +65,8 @@ def projected_figure(ts, us, logp_tu, paths: list[dict], *, title: str, height: 
     xaxis = dict(title=dict(text="t"), range=[float(ts[-1]), float(ts[0])] if reverse else
                  [float(ts[0]), float(ts[-1])])
     return _figure(data, dict(title=dict(text=title), height=height, xaxis=xaxis,
-                              yaxis=dict(title=dict(text="(x₁ + x₂)/√2")),
+                              yaxis=dict(title=dict(text="(x₁ + x₂)/√2"),
+                                         range=[float(us[0]), float(us[-1])]),
                               legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
                               margin=dict(l=10, r=10, t=70, b=10)))
 
@@ -131,13 +132,20 @@ def density_maps_figure(xs, ys, maps: list[dict], *, height: int = 380) -> Spec:
     """Side-by-side heat maps {"title", "z" (n, n), optional "colorscale", "zmin", "zmax"}."""
     data, annotations = [], []
     n = len(maps)
+    gap = 0.08
+    width = (1.0 - gap * (n - 1)) / n
     for i, m in enumerate(maps):
         sfx = "" if i == 0 else str(i + 1)
         z = _f32(m["z"])
+        # A panel sharing the next one's colour range shows no bar of its own.
+        shared = (i + 1 < n and "zmin" in m and maps[i + 1].get("zmin") == m["zmin"]
+                  and maps[i + 1].get("zmax") == m.get("zmax"))
         d = dict(type="heatmap", x=_f32(xs), y=_f32(ys), z=z, xaxis=f"x{sfx}", yaxis=f"y{sfx}",
                  colorscale=colorscale(m.get("colorscale", "Viridis")),
                  hovertemplate="(%{x:.2f}, %{y:.2f}): %{z:.3f}<extra></extra>",
-                 colorbar=dict(len=0.8, x=(i + 1) / n - 0.02, thickness=10))
+                 showscale=not shared,
+                 colorbar=dict(len=0.8, x=i * (width + gap) + width + 0.005, xanchor="left",
+                               thickness=10))
         if "zmin" in m:
             d.update(zmin=m["zmin"], zmax=m["zmax"])
         data.append(d)
@@ -145,4 +153,4 @@ def density_maps_figure(xs, ys, maps: list[dict], *, height: int = 380) -> Spec:
                                 x=0.5, y=1.0, yanchor="bottom", showarrow=False))
     lo, hi = float(xs[0]), float(xs[-1])
     return _figure(data, dict(height=height, showlegend=False, annotations=annotations,
-                              **_square_axes(lo, hi, n, gap=0.08)))
+                              **_square_axes(lo, hi, n, gap=gap)))

@@ -136,8 +136,12 @@ def mnist_checkpoints() -> dict:
         if kind == "tutorial_unet":
             out[f"{p.stem} (score-SDE tutorial U-Net, VE σ^t)"] = str(p.with_suffix(""))
         elif kind == "ncsn_unet":
-            out[f"{p.stem} (NCSN U-Net read as a VE SDE)"] = str(p.with_suffix(""))
-    return out
+            sched = meta.get("schedule") or {}
+            # Only a multi-level NCSN covers a range of σ (the single-σ DSM baseline does not).
+            if meta.get("objective", "ncsn") == "ncsn" and sched.get("sigma_max", 0) > sched.get("sigma_min", 0) > 0:
+                out[f"{p.stem} (NCSN U-Net read as a VE SDE)"] = str(p.with_suffix(""))
+    # The SDE-trained (tutorial) models first.
+    return dict(sorted(out.items(), key=lambda kv: "tutorial" not in kv[0]))
 
 
 # -- page -----------------------------------------------------------------------------------------
@@ -246,7 +250,7 @@ with tab_fwd:
         st.caption("Blue: the closed-form marginal log p_t (12 nats of range); purple: particles "
                    "simulated with Euler–Maruyama from exact data samples. Each panel zooms out "
                    "with the noise.")
-        u_max = max(a * 1.5 + 4, 2.5 * fv["prior_std"])
+        u_max = a * 1.5 + 6  # zoomed on the data: VE paths enter from far outside
         pj = projected(base, u_max)
         dirn = np.array([1.0, 1.0]) / np.sqrt(2)
         u = fv["frames"][:, :30] @ dirn
@@ -291,7 +295,7 @@ with tab_rev:
                         key="sde_rev", config=PLOT)
         dirn = np.array([1.0, 1.0]) / np.sqrt(2)
         fv = forward_view(base)
-        u_max = max(a * 1.5 + 4, 2.5 * fv.get("prior_std", 1.0))
+        u_max = a * 1.5 + 6
         pj = projected(base, u_max)
         paths = [dict(name=names[k], color=colors[k], t=r["times"], u=r["frames"] @ dirn)
                  for k, r in res.items()]
