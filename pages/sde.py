@@ -438,6 +438,12 @@ with tab_mnist:
             measured = json.loads((CKPT / "sde_mnist_metrics.json").read_text()).get(Path(path).name, {})
         except (OSError, json.JSONDecodeError):
             pass
+        now_steps = mmeta.get("steps", mmeta.get("step"))
+        old_steps = {r.get("model_steps") for r in measured.values() if isinstance(r, dict)}
+        if measured and old_steps != {now_steps}:
+            st.caption(f"The stored measurements below were taken on an earlier version of this "
+                       f"checkpoint (training step {', '.join(str(s) for s in old_steps)}; it is now "
+                       f"at step {now_steps}).")
         bpd = measured.get("bpd") or (mmeta.get("metrics") or {}).get("bpd")
         st.markdown(
             "Test digits are **uniformly dequantised**, $x = (k + u)/256$ with $u \\sim U[0,1)$, "
