@@ -67,13 +67,16 @@ def _divergence_hutchinson(fn, x: torch.Tensor, probe: torch.Tensor):
 
 def ode_log_likelihood(score_fn, x: torch.Tensor, sde: SDE, exact_trace: bool | None = None,
                        rtol: float = 1e-5, atol: float = 1e-5, seed: int = 0,
-                       dtype=torch.float64, terminal_logp=None) -> LikelihoodResult:
+                       dtype=torch.float64, terminal_logp=None,
+                       eps: float | None = None) -> LikelihoodResult:
     """log p(x) in nats per sample from the probability-flow ODE.
 
     score_fn(x, t) must be differentiable in x (autograd). exact_trace defaults to True for
     d ≤ 4 (2D) and False (Hutchinson, Rademacher probe fixed for the batch) otherwise.
     terminal_logp(z) replaces the prior's log-density at t = 1 (tests use the exact p_1 of a
-    mixture to check the integration alone; the prior differs from p_1 by a little)."""
+    mixture to check the integration alone; the prior differs from p_1 by a little).
+    eps (default sde.eps) is where the integration starts: log p_eps is the density of the data
+    smoothed by the kernel at eps, so for bits/dim it must be well below one pixel level."""
     shape = x.shape
     n = shape[0]
     d = x[0].numel()
@@ -102,7 +105,8 @@ def ode_log_likelihood(score_fn, x: torch.Tensor, sde: SDE, exact_trace: bool | 
         return out
 
     y0 = np.concatenate([x.detach().double().reshape(-1).numpy(), np.zeros(n)])
-    sol = solve_ivp(rhs, (sde.eps, sde.T), y0, method="RK45", rtol=rtol, atol=atol)
+    t0 = sde.eps if eps is None else float(eps)
+    sol = solve_ivp(rhs, (t0, sde.T), y0, method="RK45", rtol=rtol, atol=atol)
     if not sol.success or not np.all(np.isfinite(sol.y[:, -1])):
         raise LikelihoodError(f"The likelihood ODE failed ({sol.message.rstrip('.')}); try a "
                               f"looser tolerance or check the score model matches this SDE.")
