@@ -6,13 +6,12 @@
   mnist   engine/bench_mnist.py   (when present)
   sde     engine/bench_sde.py     (when present)
 
-Other topics' modules are imported only when their topic runs; they expose add_arguments(parser)
-and run(args) like the CLI commands.
+Other topics' modules (imported when `bench` runs) expose add_arguments(parser) and run(args)
+like the CLI commands.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
 import json
@@ -34,25 +33,17 @@ def add_arguments(p) -> None:
     mix.add_argument("--repeats", type=int, default=3, help="measurements; the median is reported")
     mix.add_argument("--no-page", action="store_true", help="skip the page-rerun measurement")
     mix.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    for topic, module in OTHER_TOPICS.items():
-        if importlib.util.find_spec(module) is not None:
-            other = sub.add_parser(topic, help=f"see python -m engine bench {topic} --help",
-                                   add_help=False)
-            other.add_argument("rest", nargs=argparse.REMAINDER)
+    for topic, module_name in OTHER_TOPICS.items():
+        if importlib.util.find_spec(module_name) is not None:
+            module = importlib.import_module(module_name)
+            other = sub.add_parser(topic, help=(module.__doc__ or topic).strip().splitlines()[0])
+            module.add_arguments(other)
 
 
 def run(args) -> int:
     if args.topic != "mixing":
-        module = importlib.import_module(OTHER_TOPICS[args.topic])
-        parser = type_of_parser()(prog=f"python -m engine bench {args.topic}")
-        module.add_arguments(parser)
-        return int(module.run(parser.parse_args(args.rest)) or 0)
+        return int(importlib.import_module(OTHER_TOPICS[args.topic]).run(args) or 0)
     return bench_mixing(args)
-
-
-def type_of_parser():
-    from .__main__ import OneLineParser
-    return OneLineParser
 
 
 # -- sampler throughput ----------------------------------------------------------------------
