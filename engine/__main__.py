@@ -1,4 +1,4 @@
-"""CLI: python -m engine COMMAND [flags].  Each command lives in engine/cli_COMMAND.py with
+"""CLI: python -m engine COMMAND [flags].  Each command lives in a module (mostly engine/cli_*.py) with
 `add_arguments(parser)` and `run(args) -> int`; errors print one line and exit non-zero."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ COMMANDS = {
     "sample": ("engine.cli_sample", "sample an image grid from a checkpoint"),
     "eval": ("engine.cli_eval", "quality figures of MNIST samples as JSON"),
     "nll": ("engine.cli_nll", "probability-flow ODE negative log-likelihood"),
+    "train-sde": ("engine.sde_train", "train a time-conditional score model s(x, t) (2d | mnist)"),
 }
 
 

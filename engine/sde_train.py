@@ -194,8 +194,8 @@ def train_mnist(cfg: SDETrainMnistConfig, out_dir=None, writer: RunWriter | None
     return model.eval(), meta_for(step, state, loss), state
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engine.sde_train")
+def add_arguments(p) -> None:
+    """Flags of `python -m engine train-sde {2d,mnist} --out RUN_DIR …`."""
     p.add_argument("what", choices=["2d", "mnist"])
     p.add_argument("--out", required=True)
     p.add_argument("--sde", default="ve", choices=["ve", "vp", "subvp"])
@@ -210,7 +210,15 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=int(os.environ.get("SCORELAB_THREADS", "1")))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--channels", default="32,64,128,256", help="U-Net channels (mnist)")
-    args = p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m engine.sde_train")
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+def run(args) -> int:
     torch.set_num_threads(max(1, args.threads))
     from .targets import parse_numbers, parse_points
 
