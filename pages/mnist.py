@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.checkpoints import CheckpointError, load_model
+from engine.device import pick_device
 from engine.image_registry import run_image_checkpoints, shipped_image_checkpoints
 from engine.image_sampling import SampleConfig, build_schedule, sample_images
 from engine.jobs import JobManager
@@ -20,6 +21,10 @@ from engine.noise import code_to_paper_step, step_size_rule
 from engine.render_images import grid_png, npy_bytes, zip_of_pngs
 from engine.runs import read_metrics
 from engine.samplers import SamplerDiverged
+
+import nav  # helper module next to app.py
+
+nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
 
 N_CHOICES = [4, 16, 36, 64, 100]
 
@@ -63,7 +68,8 @@ def _mtime(path: str) -> float:
 
 def run_sampler(ckpt_path: str, cfg: SampleConfig, label: str) -> dict:
     """Sample (with a progress bar) or return the stored result for these exact settings."""
-    key = (ckpt_path, _mtime(ckpt_path), cfg)
+    device = str(pick_device(st.session_state.get("device", "auto")))
+    key = (ckpt_path, _mtime(ckpt_path), cfg, device)
     store = results_store()
     if key in store:
         return store[key]
@@ -77,7 +83,7 @@ def run_sampler(ckpt_path: str, cfg: SampleConfig, label: str) -> dict:
         bar.progress(min(done / max(total, 1), 1.0), text=f"{label}: level {done} of {total}")
 
     try:
-        out = sample_images(model, meta, cfg, progress=progress)
+        out = sample_images(model, meta, cfg, device=device, progress=progress)
     except (SamplerDiverged, ValueError) as err:
         bar.empty()
         return {"error": str(err)}

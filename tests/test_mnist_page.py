@@ -20,6 +20,11 @@ def app(tmp_path, monkeypatch):
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
     from streamlit.testing.v1 import AppTest
 
+    import nav
+
+    # AppTest puts Streamlit back in its legacy pages mode before every run, so nav.ensure_app()
+    # would rerun and swallow the Sample click; the real server leaves that mode for good.
+    monkeypatch.setattr(nav, "ensure_app", lambda: None)
     monkeypatch.setenv("SCORELAB_RUNS", str(tmp_path / "runs"))
     st.cache_resource.clear()
     st.cache_data.clear()
