@@ -22,23 +22,11 @@ import math
 import torch
 from torch import nn
 
+from .image_nets import GaussianFourier as Fourier  # the same time embedding as the U-Nets
 from .models import register
 from .sde import SDE, sde_from_dict
 
 WEIGHTINGS = ("default", "likelihood")
-
-
-class Fourier(nn.Module):
-    """[sin(2π W t), cos(2π W t)], W ~ N(0, scale²) fixed (a buffer, saved with the weights)."""
-
-    def __init__(self, dim: int, scale: float, seed: int = 0):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.register_buffer("W", torch.randn(dim // 2, generator=g) * scale)
-
-    def forward(self, t: torch.Tensor) -> torch.Tensor:
-        proj = t[:, None] * self.W[None, :] * (2 * math.pi)
-        return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
 
 
 class TimeScoreMLP(nn.Module):
