@@ -17,7 +17,6 @@ x(t) = m(t) x(0) + std(t) z:
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
