@@ -11,8 +11,10 @@ from .targets import parse_numbers, parse_points
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--means", default="5,5;-5,-5", help="component means, e.g. '5,5;-5,-5'")
-    p.add_argument("--weights", default="0.8,0.2", help="mixture weights, e.g. 0.8,0.2")
+    p.add_argument("--means", default=None,
+                   help="component means, e.g. '5,5;-5,-5' (default: the checkpoint's mixture, "
+                        "else the seeds' 5,5;-5,-5)")
+    p.add_argument("--weights", default=None, help="mixture weights, e.g. 0.8,0.2 (default as --means)")
     p.add_argument("--stds", default=None, help="one isotropic std per component, e.g. 1,1")
     p.add_argument("--sampler", default="annealed", choices=["langevin", "annealed", "sde", "pc", "ode"],
                    help="langevin/annealed, or reverse-SDE Euler–Maruyama (sde), predictor–corrector "
@@ -53,7 +55,33 @@ def config_from_args(args) -> MixConfig:
                      checkpoint=args.checkpoint)
 
 
+def _fill_target(args) -> None:
+    """Without --means/--weights, score against the mixture the checkpoint was trained on (when
+    it says), else the seeds' 0.8 N((5,5), I) + 0.2 N((−5,−5), I)."""
+    if args.means is not None and args.weights is not None:
+        return
+    target = None
+    if args.checkpoint:
+        from .checkpoints import read_meta
+        meta = read_meta(args.checkpoint)
+        target = meta.get("target") or (meta.get("data") or {}).get("mixture")
+        if not isinstance(target, dict) or "means" not in target:
+            target = None
+    if target is not None and args.means is None and args.weights is None:
+        args.means = ";".join(",".join(str(v) for v in m) for m in target["means"])
+        args.weights = ",".join(str(w) for w in target["weights"])
+        if args.stds is None and target.get("stds"):
+            stds = target["stds"]
+            if all(isinstance(s, (int, float)) or len(set(s)) == 1 for s in stds):  # isotropic
+                args.stds = ",".join(str(s if isinstance(s, (int, float)) else s[0]) for s in stds)
+    if args.means is None:
+        args.means = "5,5;-5,-5"
+    if args.weights is None:
+        args.weights = "0.8,0.2"
+
+
 def run(args) -> int:
+    _fill_target(args)
     if args.sampler in SDE_SAMPLERS:
         from .sde_experiments import run_sde_cli
         return run_sde_cli(args)

@@ -61,3 +61,21 @@ def test_diverging_run_stops_with_hint():
     proc = run_cli("mix", "--sampler", "langevin", "--step-size", "50", "--steps", "100")
     assert proc.returncode == 3
     assert "smaller step size" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_checkpoint_without_means_scores_against_its_own_mixture(tmp_path, capsys):
+    """A model trained on 0.3/0.7 is judged against 0.3/0.7, not the seeds' 0.8/0.2 default."""
+    from engine.checkpoints import save_checkpoint
+
+    save_checkpoint(tmp_path / "m", {}, {"model": {"kind": "none"},
+                                         "target": {"data": "mixture", "means": [[5, 5], [-5, -5]],
+                                                    "weights": [0.3, 0.7], "stds": [[1, 1], [1, 1]]}})
+    from engine.cli_mix import _fill_target
+    import argparse
+
+    args = argparse.Namespace(means=None, weights=None, stds=None, checkpoint=str(tmp_path / "m"))
+    _fill_target(args)
+    assert (args.means, args.weights, args.stds) == ("5,5;-5,-5", "0.3,0.7", "1,1")
+    args = argparse.Namespace(means=None, weights=None, stds=None, checkpoint=None)
+    _fill_target(args)
+    assert (args.means, args.weights) == ("5,5;-5,-5", "0.8,0.2")
