@@ -2,7 +2,7 @@
 
   mixing  sampler throughput in particle-steps/s for the exact-score mixture, against a plain
           NumPy loop of the same chain in the same run; and the script time of a Langevin page
-          rerun after a slider change at the defaults (AppTest, first run excluded).
+          rerun after a slider change at the defaults (AppTest in page_bench.py, first run excluded).
   mnist   engine/bench_mnist.py   (when present)
   sde     engine/bench_sde.py     (when present)
 
@@ -133,47 +133,16 @@ def _throughput(particles: int, steps: int, repeats: int) -> dict:
 # -- page rerun time ---------------------------------------------------------------------------
 
 def _page_rerun(repeats: int) -> dict:
-    """Time AppTest reruns of the Langevin page after slider changes (each value new, so not a
-    cache hit), the first run excluded. AppTest time = script time + AppTest's own bookkeeping,
-    so it is an upper bound on the script time."""
-    import logging
+    """Langevin page rerun times, measured by page_bench.py (next to app.py: the engine imports
+    no Streamlit) in a subprocess, then the sampling a weight change triggers, timed alone."""
+    import subprocess
 
-    from streamlit.testing.v1 import AppTest
-
-    logging.getLogger("streamlit").setLevel(logging.ERROR)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("pages/langevin.py").run()
-    if at.exception:
-        raise RuntimeError(f"the Langevin page failed: {at.exception[0].message}")
-
-    cpu = {}
-
-    def timed(name, change) -> float:
-        """Wall time of one rerun; its CPU time (all threads of this process: the script runs in
-        AppTest's thread) goes to `cpu` — on a busy machine CPU time is what a quiet one would
-        see as wall time, since waiting for a core is not counted."""
-        change()
-        start, start_cpu = time.perf_counter(), time.process_time()
-        at.run()
-        elapsed = time.perf_counter() - start
-        cpu.setdefault(name, []).append(1e3 * (time.process_time() - start_cpu))
-        if at.exception:
-            raise RuntimeError(f"the Langevin page failed: {at.exception[0].message}")
-        return elapsed
-
-    out = {}
-    weights = [0.75, 0.7, 0.65, 0.6, 0.55, 0.5][:repeats]
-    out["weight_slider_ms"] = [1e3 * timed("weight_slider", lambda w=w: at.slider(key="lv_w").set_value(w))
-                               for w in weights]
-    smax = [19.5, 19.0, 18.5, 18.0, 17.5, 17.0][:repeats]
-    out["sigma_max_slider_ms"] = [1e3 * timed("sigma_max_slider",
-                                              lambda s=s: at.slider(key="lv_smax").set_value(s))
-                                  for s in smax]
-    out["cached_rerun_ms"] = [1e3 * timed("cached_rerun", lambda: None) for _ in range(max(1, repeats))]
-    for key in list(out):
-        out[key.replace("_ms", "_median_ms")] = statistics.median(out[key])
-        out[key.replace("_ms", "_cpu_median_ms")] = statistics.median(cpu[key.removesuffix("_ms")])
+    proc = subprocess.run([sys.executable, str(ROOT / "page_bench.py"), "--repeats", str(repeats)],
+                          cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = (proc.stderr.strip() or "no output").splitlines()
+        raise ValueError(f"the page benchmark failed: {lines[-1]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
 
     # Where the time goes: the sampling a weight change triggers, timed alone — both samplers
     # batched as the page runs them (run_mixes), and one after the other (run_mix ×2).
