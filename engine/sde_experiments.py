@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from . import metrics
+from .experiments import MixResult
 from .sde import SDE, exact_score_fn, make_sde
-from .sde_samplers import SDE_SAMPLERS, SDESampleResult, SDESamplerConfig, sample
+from .sde_samplers import SDE_SAMPLERS, SDESamplerConfig, sample
 from .targets import GaussianMixture
 
 
@@ -66,30 +67,14 @@ class SDEMixConfig:
 
 
 @dataclass
-class SDEMixResult:
-    config: SDEMixConfig
-    sde: SDE
-    init: torch.Tensor
-    sample: SDESampleResult
-    mode_weights: list[float]
-    target_weights: list[float]
-    weight_error: float
-    sliced_wasserstein: float
-    seconds: float
+class SDEMixResult(MixResult):
+    """A mixture experiment with an SDE sampler: MixResult's figures plus the SDE."""
+
+    sde: SDE | None = None
 
     def summary(self) -> dict:
-        return {
-            "sampler": self.config.sampler,
-            "sde": self.sde.describe(),
-            "mode_weights": [round(w, 4) for w in self.mode_weights],
-            "target_weights": [round(w, 4) for w in self.target_weights],
-            "weight_error": round(self.weight_error, 4),
-            "sliced_wasserstein": round(self.sliced_wasserstein, 4),
-            "nfe": self.sample.nfe,
-            "particles": self.config.particles,
-            "seconds": round(self.seconds, 4),
-            "score": self.config.checkpoint or "exact",
-        }
+        out = super().summary()
+        return {"sampler": out.pop("sampler"), "sde": self.sde.describe(), **out}
 
 
 def load_sde_checkpoint(path):
