@@ -13,6 +13,7 @@ from engine import render
 from engine.checkpoints import CheckpointError, load_score_fn, read_meta
 from engine.experiments import MixConfig, run_mix
 from engine.jobs import default_runs_root
+from engine.runs import run_checkpoints
 from engine.noise import ScheduleError
 from engine.samplers import SamplerDiverged
 
@@ -22,23 +23,15 @@ EXACT_ONLY = "exact score only"
 
 def trained_checkpoints(root=None) -> dict[str, str]:
     """{checkpoint path: label} for finished 2D score runs on a Gaussian mixture, newest first."""
-    root = Path(root or default_runs_root())
     found = []
-    if root.exists():
-        for d in root.iterdir():
-            if not (d / "model.json").exists():
-                continue
-            try:
-                meta = read_meta(d / "model")
-            except CheckpointError:
-                continue
-            if meta.get("task") != "score2d" or (meta.get("target") or {}).get("data") != "mixture":
-                continue
-            w = (meta.get("target") or {}).get("weights") or []
-            label = (f"{meta.get('objective', '?').upper()} · {meta.get('steps')} steps · weights "
-                     + ", ".join(f"{v:.2f}" for v in w) + f" · {d.name[:15]}"
-                     + ("" if meta.get("state") == "finished" else f" ({meta.get('state')})"))
-            found.append(((d / "model.json").stat().st_mtime, str(d / "model"), label))
+    for d, meta in run_checkpoints(root or default_runs_root()):
+        if meta.get("task") != "score2d" or (meta.get("target") or {}).get("data") != "mixture":
+            continue
+        w = (meta.get("target") or {}).get("weights") or []
+        label = (f"{meta.get('objective', '?').upper()} · {meta.get('steps')} steps · weights "
+                 + ", ".join(f"{v:.2f}" for v in w) + f" · {d.name[:15]}"
+                 + ("" if meta.get("state") == "finished" else f" ({meta.get('state')})"))
+        found.append(((d / "model.json").stat().st_mtime, str(d / "model"), label))
     return {path: label for _, path, label in sorted(found, reverse=True)}
 
 

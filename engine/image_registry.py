@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoints import CheckpointError, read_meta
+from .runs import run_checkpoints
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = PROJECT_ROOT / "checkpoints"
@@ -50,16 +51,7 @@ def shipped_image_checkpoints(path: Path | None = None) -> list[ImageCheckpoint]
 
 def run_image_checkpoints(runs_root) -> list[ImageCheckpoint]:
     out = []
-    root = Path(runs_root)
-    if not root.exists():
-        return out
-    for d in sorted(root.iterdir(), reverse=True):
-        if not (d / "model.json").exists():
-            continue
-        try:
-            meta = read_meta(d / "model")
-        except CheckpointError:
-            continue
+    for d, meta in run_checkpoints(runs_root):
         if meta.get("model", {}).get("kind") != "ncsn_unet":
             continue
         out.append(ImageCheckpoint(f"run {d.name} (step {meta.get('step', '?')}, {meta.get('objective')})",

@@ -145,3 +145,22 @@ def read_run(run_dir) -> RunInfo:
                    step=int(status.get("step", 0) or 0), total=int(status.get("total", 0) or 0),
                    message=status.get("message", ""), created=float(config.get("created", 0.0)),
                    config=config, status=status)
+
+
+def run_checkpoints(root):
+    """(run folder, checkpoint meta) for every run under root with a readable RUN_DIR/model
+    checkpoint, newest folder name first; unreadable ones are skipped."""
+    from .checkpoints import CheckpointError, read_meta
+
+    root = Path(root)
+    if not root.exists():
+        return []
+    found = []
+    for d in sorted(root.iterdir(), reverse=True):
+        if (d / "model.json").exists():
+            try:
+                found.append((d, read_meta(d / "model")))
+            except CheckpointError:
+                pass
+    return found
+
