@@ -1,4 +1,5 @@
-"""Shared by the page files: make a page that was opened by a deep link run inside app.py.
+"""Shared by the page files: the job manager, and making a page that was opened by a deep link
+run inside app.py.
 
 Streamlit keeps a legacy mode for apps with a `pages/` folder: until some script run has called
 `st.navigation`, a request for /langevin runs pages/langevin.py on its own — no sidebar (seed,
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from engine.jobs import JobManager, default_runs_root
+
 
 def ensure_app() -> None:
     try:
@@ -20,3 +23,15 @@ def ensure_app() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+@st.cache_resource(show_spinner=False)
+def _job_manager(root: str) -> JobManager:
+    return JobManager(root)
+
+
+def job_manager() -> JobManager:
+    """One job manager per runs folder, shared by every page and session (it reaps the workers
+    it started); the state itself lives in the run folders."""
+    return _job_manager(str(default_runs_root()))
+

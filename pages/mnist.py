@@ -31,9 +31,8 @@ N_CHOICES = [4, 16, 36, 64, 100]
 
 # -- caches -------------------------------------------------------------------------------------------
 
-@st.cache_resource(show_spinner=False)
 def get_jobs() -> JobManager:
-    return JobManager()
+    return nav.job_manager()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

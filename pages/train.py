@@ -13,7 +13,7 @@ import torch
 
 from engine import render_train
 from engine.checkpoints import CheckpointError, load_score_fn
-from engine.jobs import JobManager, default_runs_root
+from engine.jobs import JobManager
 from engine.noise import largest_pairwise_distance
 from engine.runs import read_metrics
 from engine.targets import SAMPLE_SETS, GaussianMixture, sample_set
@@ -41,14 +41,8 @@ COMPARE_COLUMNS = {"run": ("run", "{}"), "objective": ("objective", "{}"), "data
                    "wall_time": ("wall time (s)", "{:.1f}")}
 
 
-@st.cache_resource(show_spinner=False)
-def get_jobs(root: str) -> JobManager:
-    """One job manager per runs folder, shared by every session; state lives in the folders."""
-    return JobManager(root)
-
-
 def jobs() -> JobManager:
-    return get_jobs(str(default_runs_root()))
+    return nav.job_manager()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
