@@ -3,7 +3,7 @@
 Convention for every loss here (the ncsn code's): a ½ in front, the squared norm SUMMED over the
 data dimensions, and the MEAN over the batch.  So with per-example terms ℓ_n:
     loss = (1/N) Σ_n ℓ_n,   e.g. ℓ_n = ½ ||s_θ(x_n) − ∇log p(x_n)||²  (ESM).
-Every function takes ``model(x, sigma)`` (engine.nets) and returns the scalar loss; pass
+Every function takes ``model(x, sigma)`` (engine.models.mlp) and returns the scalar loss; pass
 ``reduce=False`` for the per-example terms (shape (N,)).
 
 * ESM     ½ E_p ||s_θ(x) − ∇log p(x)||²                      (needs the exact score: mixtures only)

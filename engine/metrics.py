@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .targets import GaussianMixture
+from engine.targets import GaussianMixture
 
 
 def mode_weights(x: torch.Tensor, mixture: GaussianMixture) -> torch.Tensor:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-import nav  # helper module next to app.py
+from ui import nav
 
 nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
 

@@ -10,14 +10,14 @@ import numpy as np
 import streamlit as st
 import torch
 
-from engine import render
-from engine.experiments import MixConfig, run_mixes
-from engine.noise import ScheduleError
-from engine.samplers import SamplerDiverged, small_tensor_threads
+from engine.render import mixing as render
+from engine.lab.mixing import MixConfig, run_mixes
+from engine.samplers.schedules import ScheduleError
+from engine.samplers.langevin import SamplerDiverged, small_tensor_threads
 from engine.targets import GaussianMixture, TargetError
 
-import learned_score  # helper module next to app.py: a trained checkpoint next to the exact score
-import nav  # helper module next to app.py
+from ui import learned_score
+from ui import nav
 
 nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
 

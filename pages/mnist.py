@@ -12,17 +12,17 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.checkpoints import CheckpointError, load_model
+from engine.store.checkpoints import CheckpointError, load_model
 from engine.device import pick_device
-from engine.image_registry import run_image_checkpoints, shipped_image_checkpoints
-from engine.image_sampling import SampleConfig, build_schedule, sample_images
-from engine.jobs import JobManager
-from engine.noise import code_to_paper_step, step_size_rule
-from engine.render_images import grid_png, npy_bytes, zip_of_pngs
-from engine.runs import read_metrics
-from engine.samplers import SamplerDiverged
+from engine.store.registry import run_image_checkpoints, shipped_image_checkpoints
+from engine.mnist.sampling import SampleConfig, build_schedule, sample_images
+from engine.store.jobs import JobManager
+from engine.samplers.schedules import code_to_paper_step, step_size_rule
+from engine.render.images import grid_png, npy_bytes, zip_of_pngs
+from engine.store.runs import read_metrics
+from engine.samplers.langevin import SamplerDiverged
 
-import nav  # helper module next to app.py
+from ui import nav
 
 nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
 
@@ -48,13 +48,13 @@ def results_store() -> dict:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def quality(images: np.ndarray) -> dict:
-    from engine.image_metrics import evaluate_samples
+    from engine.mnist.quality import evaluate_samples
     return evaluate_samples(images)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def real_quality(n: int, seed: int) -> dict:
-    from engine.image_metrics import real_reference
+    from engine.mnist.quality import real_reference
     return real_reference(n, seed=seed)
 
 

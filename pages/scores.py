@@ -7,11 +7,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from engine import render
-from engine.samplers import small_tensor_threads
+from engine.render import mixing as render
+from engine.samplers.langevin import small_tensor_threads
 from engine.targets import GaussianMixture, TargetError
 
-import nav  # helper module next to app.py
+from ui import nav
 
 nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
 

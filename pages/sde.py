@@ -11,14 +11,14 @@ import numpy as np
 import streamlit as st
 import torch
 
-from engine import render_sde
-from engine.samplers import SamplerDiverged
-from engine.sde import SDEError, make_sde
-from engine.sde_experiments import (SDEMixConfig, forward_paths, marginal_grid,
+from engine.render import sde as render_sde
+from engine.samplers.langevin import SamplerDiverged
+from engine.sde.sdes import SDEError, make_sde
+from engine.lab.sde_mixing import (SDEMixConfig, forward_paths, marginal_grid,
                                     projected_log_density, run_sde_mix)
 from engine.targets import GaussianMixture, TargetError
 
-import nav  # helper module next to app.py
+from ui import nav
 
 nav.ensure_app()
 
@@ -74,19 +74,19 @@ def reverse_run(cfg: SDEMixConfig) -> dict:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def sweep(base: SDEMixConfig, budgets: tuple, seeds: tuple) -> list:
-    from engine.bench_sde import nfe_sweep
+    from engine.bench.sde import nfe_sweep
     return nfe_sweep(base, budgets=budgets, seeds=seeds)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def load_2d(path: str):
-    from engine.sde_experiments import load_sde_checkpoint
+    from engine.lab.sde_mixing import load_sde_checkpoint
     return load_sde_checkpoint(path)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def lik_maps(path: str, n: int) -> dict:
-    from engine.sde_experiments import likelihood_maps
+    from engine.lab.sde_mixing import likelihood_maps
 
     score_fn, sde, meta = load_2d(path)
     mix = GaussianMixture.from_dict(meta["data"]["mixture"])
@@ -97,20 +97,20 @@ def lik_maps(path: str, n: int) -> dict:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def load_mnist_model(path: str):
-    from engine.sde_mnist import load_mnist_score
+    from engine.mnist.sde_tasks import load_mnist_score
     return load_mnist_score(path)
 
 
 @st.cache_resource(show_spinner=False)
 def mnist_test():
-    from engine.mnist import load_mnist
+    from engine.mnist.data import load_mnist
     d = load_mnist()
     return d.test_images, d.test_labels
 
 
 @st.cache_resource(show_spinner=False)
 def classifier():
-    from engine.image_metrics import load_classifier
+    from engine.mnist.quality import load_classifier
     return load_classifier()[0]
 
 
@@ -381,7 +381,7 @@ with tab_lik:
     ckpts = sde_2d_checkpoints()
     if not ckpts:
         st.warning("No 2D SDE checkpoint found in checkpoints/ (sde2d_*.json); train one with "
-                   "`python -m engine.sde_train 2d --out DIR`.")
+                   "`python -m engine.training.sde 2d --out DIR`.")
     else:
         c1, c2 = st.columns([2, 1])
         with c1:
@@ -456,7 +456,7 @@ with tab_mnist:
                            f"`{bpd.get('command', '')}`")
         n_bpd = st.select_slider("Test digits to evaluate now", [1, 2, 4, 8], value=2, key="sde_bpd_n")
         if st.button("Compute bits/dim", key="sde_bpd_go"):
-            from engine.sde_mnist import mnist_bits_per_dim
+            from engine.mnist.sde_tasks import mnist_bits_per_dim
 
             imgs, _ = mnist_test()
             with st.spinner("Integrating the likelihood ODE (about a minute per few digits on a CPU)…"):
@@ -484,7 +484,7 @@ with tab_mnist:
                        f"(`{c.get('command', '')}`); lower FD is better. Sampling at these budgets "
                        "takes minutes on a CPU, so this chart is precomputed.")
         else:
-            st.info("Not measured for this model yet: `python -m engine.sde_mnist cost --checkpoint "
+            st.info("Not measured for this model yet: `python -m engine.mnist.sde_tasks cost --checkpoint "
                     f"{Path(path).name}`.")
 
         st.subheader("Inpainting")
@@ -500,7 +500,7 @@ with tab_mnist:
             "every step the known pixels are replaced by a fresh forward-SDE sample of the true "
             "pixels at the current $t$ ($m(t)\\,y + \\text{std}(t)\\,z$), so the unknown pixels are "
             "drawn from $p_t(x_{\\text{unknown}} \\mid x_{\\text{known}})$ all the way down.")
-        from engine.sde_mnist import MASKS, inpaint, make_mask
+        from engine.mnist.sde_tasks import MASKS, inpaint, make_mask
 
         c1, c2, c3, c4 = st.columns(4)
         with c1:
@@ -525,14 +525,14 @@ with tab_mnist:
             st.session_state["sde_inp"] = dict(key=(path, int(idx), mask_kind, n_comp, inp_steps,
                                                     inp_snr, seed), comp=comp[0], nfe=nfe)
         res = st.session_state.get("sde_inp")
-        from engine.render_images import grid_png
+        from engine.render.images import grid_png
 
         shown = [original, original * mask + 0.5 * (1 - mask)]
         captions = [f"original (label {int(labels[int(idx)])})", "masked (hidden = grey)"]
         if res is not None:
             if res["key"][1:3] != (int(idx), mask_kind):
                 st.caption("Completions below are for an earlier digit or mask; press Inpaint.")
-            from engine.classifier import predict
+            from engine.models.classifier import predict
 
             probs, _ = predict(classifier(), res["comp"])
             for j, img in enumerate(res["comp"]):
@@ -547,6 +547,6 @@ with tab_mnist:
                                file_name=f"inpaint_digit{int(idx)}_{mask_kind}.png",
                                mime="image/png", key="sde_inp_dl", on_click="ignore")
             st.caption(f"{res['nfe']} score evaluations. "
-                       f"`python -m engine.sde_mnist inpaint --checkpoint {Path(path).name} "
+                       f"`python -m engine.mnist.sde_tasks inpaint --checkpoint {Path(path).name} "
                        f"--mask {mask_kind}` measures how often the classifier agrees with the "
                        "true label over many digits.")

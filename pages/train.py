@@ -1,5 +1,5 @@
 """Train: learn a 2D score with any score-matching objective, in the background, and compare it with
-the exact score. Training runs as `python -m engine train2d …` subprocesses (engine.jobs); this page
+the exact score. Training runs as `python -m engine train2d …` subprocesses (engine.store.jobs); this page
 only submits them and reads their run folders."""
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ import numpy as np
 import streamlit as st
 import torch
 
-from engine import render_train
-from engine.checkpoints import CheckpointError, load_score_fn
-from engine.jobs import JobManager
-from engine.noise import largest_pairwise_distance
-from engine.runs import read_metrics
+from engine.render import train as render_train
+from engine.store.checkpoints import CheckpointError, load_score_fn
+from engine.store.jobs import JobManager
+from engine.samplers.schedules import largest_pairwise_distance
+from engine.store.runs import read_metrics
 from engine.targets import SAMPLE_SETS, GaussianMixture, sample_set
-from engine.train2d import Train2DConfig, cli_argv, run_summary, time_objectives
+from engine.training.toy2d import Train2DConfig, cli_argv, run_summary, time_objectives
 
-import nav  # helper module next to app.py
+from ui import nav
 
 nav.ensure_app()
 

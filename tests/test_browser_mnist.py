@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image
 
-from engine.image_registry import shipped_image_checkpoints
+from engine.store.registry import shipped_image_checkpoints
 from tests.browser import wait_idle
 
 pytestmark = pytest.mark.skipif(not shipped_image_checkpoints(),

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from engine import models
-from engine.checkpoints import (CheckpointError, load_checkpoint, load_model, read_meta,
+from engine.models import registry as models
+from engine.store.checkpoints import (CheckpointError, load_checkpoint, load_model, read_meta,
                                 save_checkpoint, save_model)
 
 

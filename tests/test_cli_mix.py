@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from engine.__main__ import main
+from engine.cli.main import main
 
 
 def run_cli(*args):
@@ -65,12 +65,12 @@ def test_diverging_run_stops_with_hint():
 
 def test_checkpoint_without_means_scores_against_its_own_mixture(tmp_path, capsys):
     """A model trained on 0.3/0.7 is judged against 0.3/0.7, not the seeds' 0.8/0.2 default."""
-    from engine.checkpoints import save_checkpoint
+    from engine.store.checkpoints import save_checkpoint
 
     save_checkpoint(tmp_path / "m", {}, {"model": {"kind": "none"},
                                          "target": {"data": "mixture", "means": [[5, 5], [-5, -5]],
                                                     "weights": [0.3, 0.7], "stds": [[1, 1], [1, 1]]}})
-    from engine.cli_mix import _fill_target
+    from engine.cli.mix import _fill_target
     import argparse
 
     args = argparse.Namespace(means=None, weights=None, stds=None, checkpoint=str(tmp_path / "m"))

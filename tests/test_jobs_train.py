@@ -3,8 +3,8 @@ through the UI; this covers a manager restart, the queue and cancel at the engin
 
 import time
 
-from engine.checkpoints import read_meta
-from engine.jobs import JobManager
+from engine.store.checkpoints import read_meta
+from engine.store.jobs import JobManager
 
 
 def wait_for(predicate, timeout=90.0, poll=0.2):

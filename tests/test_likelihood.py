@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from engine.likelihood import bits_per_dim, dequantize, ode_log_likelihood
-from engine.sde import exact_score_fn, make_sde, mixture_log_prob
+from engine.sde.likelihood import bits_per_dim, dequantize, ode_log_likelihood
+from engine.sde.sdes import exact_score_fn, make_sde, mixture_log_prob
 from engine.targets import seeds_mixture
 
 

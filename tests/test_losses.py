@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from engine import losses
-from engine.nets import ScoreMLP
+from engine.models.mlp import ScoreMLP
 
 MU = torch.tensor([1.0, -2.0], dtype=torch.float64)
 COV = torch.tensor([[2.0, 0.6], [0.6, 1.0]], dtype=torch.float64)

@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from engine import mnist
-from engine.mnist import MnistUnavailable, load_idx_folder, load_mnist, read_idx
+from engine.mnist import data as mnist
+from engine.mnist.data import MnistUnavailable, load_idx_folder, load_mnist, read_idx
 
 
 def _idx_bytes(arr: np.ndarray) -> bytes:

@@ -8,19 +8,19 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from engine.checkpoints import load_model, save_model
-from engine.image_nets import Ema, build_ncsn_unet, ve_std
-from engine.image_sampling import SampleConfig, build_schedule, sample_images
-from engine.models import build_model
-from engine.render_images import grid_array
-from engine.train_images import ImageTrainConfig, compute_schedule, ncsn_loss
+from engine.store.checkpoints import load_model, save_model
+from engine.models.unet import Ema, build_ncsn_unet, ve_std
+from engine.mnist.sampling import SampleConfig, build_schedule, sample_images
+from engine.models.registry import build_model
+from engine.render.images import grid_array
+from engine.training.images import ImageTrainConfig, compute_schedule, ncsn_loss
 
 TINY = {"kind": "ncsn_unet", "channels": [8, 16, 16, 32], "embed_dim": 16}
 
 
 def _images(n=40, seed=0):
     """Real MNIST digits when available (a few), else the test skips."""
-    from engine.mnist import MnistUnavailable, load_mnist, to_float
+    from engine.mnist.data import MnistUnavailable, load_mnist, to_float
     try:
         data = load_mnist()
     except MnistUnavailable as err:
@@ -164,7 +164,7 @@ def test_grid_layout():
 
 def test_tutorial_pc_sampler_recovers_a_gaussian_with_its_exact_score():
     """With the exact VE-perturbed score of N(0.5, 0.15²) per pixel the PC sampler returns that law."""
-    from engine.bench_mnist import pc_sample
+    from engine.bench.mnist import pc_sample
 
     m, s = 0.5, 0.15
 

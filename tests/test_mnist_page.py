@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.image_registry import PROJECT_ROOT, shipped_image_checkpoints
+from engine.store.registry import PROJECT_ROOT, shipped_image_checkpoints
 
 pytestmark = pytest.mark.skipif(not shipped_image_checkpoints(),
                                 reason="the shipped MNIST checkpoints are missing")
@@ -20,7 +20,7 @@ def app(tmp_path, monkeypatch):
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
     from streamlit.testing.v1 import AppTest
 
-    import nav
+    from ui import nav
 
     # AppTest puts Streamlit back in its legacy pages mode before every run, so nav.ensure_app()
     # would rerun and swallow the Sample click; the real server leaves that mode for good.

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from engine.image_metrics import CLASSIFIER, frechet_distance
+from engine.mnist.quality import CLASSIFIER, frechet_distance
 
 needs_classifier = pytest.mark.skipif(not CLASSIFIER.with_suffix(".json").exists(),
                                       reason="the shipped classifier is missing")
@@ -27,9 +27,9 @@ def test_frechet_distance_closed_form_for_diagonal_gaussians():
 
 @needs_classifier
 def test_shipped_classifier_is_accurate_on_real_test_digits():
-    from engine.classifier import accuracy
-    from engine.image_metrics import load_classifier
-    from engine.mnist import load_mnist, to_float
+    from engine.models.classifier import accuracy
+    from engine.mnist.quality import load_classifier
+    from engine.mnist.data import load_mnist, to_float
     model, meta = load_classifier()
     d = load_mnist()
     assert accuracy(model, to_float(d.test_images[:2000]), d.test_labels[:2000]) > 0.95
@@ -38,8 +38,8 @@ def test_shipped_classifier_is_accurate_on_real_test_digits():
 
 @needs_classifier
 def test_eval_cli_real_digits_beat_noise(tmp_path, capsys):
-    from engine.__main__ import main
-    from engine.mnist import load_mnist
+    from engine.cli.main import main
+    from engine.mnist.data import load_mnist
     d = load_mnist()
     real = d.test_images[:200].astype(np.float32) / 255
     noise = np.random.default_rng(0).uniform(0, 1, (200, 28, 28)).astype(np.float32)

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from engine.checkpoints import CheckpointError, load_model, load_score_fn, save_model
-from engine.models import build_model
-from engine.nets import NoiseConditionalMLP, ScoreMLP, make_score_net
+from engine.store.checkpoints import CheckpointError, load_model, load_score_fn, save_model
+from engine.models.registry import build_model
+from engine.models.mlp import NoiseConditionalMLP, ScoreMLP, make_score_net
 
 
 def test_mlp_ignores_sigma_and_has_the_requested_shape():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from engine.noise import (ScheduleError, code_to_paper_step, geometric_sigmas,
+from engine.samplers.schedules import (ScheduleError, code_to_paper_step, geometric_sigmas,
                           largest_pairwise_distance, levels_for, ncsnv2_schedule, overlap,
                           ratio_from_overlap, step_rule_objective, step_size_rule)
 

@@ -19,13 +19,13 @@ def runs_root(tmp_path, monkeypatch):
     # nav.ensure_app() reruns when Streamlit's legacy pages-folder flag is set, and AppTest resets
     # that flag before every run: the rerun would swallow each button click. Not needed here.
     monkeypatch.syspath_prepend(str(ROOT))
-    import nav
+    from ui import nav
     monkeypatch.setattr(nav, "ensure_app", lambda: None)
     st.cache_resource.clear()
     st.cache_data.clear()
     yield tmp_path
     # Stop anything a test left running.
-    from engine.jobs import JobManager
+    from engine.store.jobs import JobManager
     jm = JobManager(tmp_path)
     for info in jm.runs():
         if info.state in ("queued", "starting", "running"):
@@ -55,7 +55,7 @@ def run_dirs(root: Path) -> list[Path]:
 
 
 def state_of(d: Path) -> str:
-    from engine.runs import read_run
+    from engine.store.runs import read_run
     return read_run(d).state
 
 
@@ -146,7 +146,7 @@ def test_a_job_survives_reruns_and_a_new_session_queues_another_and_cancels(runs
 def test_langevin_page_samples_with_a_trained_checkpoint_next_to_the_exact_score(runs_root):
     import torch
 
-    from engine.train2d import Train2DConfig, train
+    from engine.training.toy2d import Train2DConfig, train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -176,7 +176,7 @@ def test_langevin_page_samples_with_a_trained_checkpoint_next_to_the_exact_score
 
 
 def test_a_run_on_non_gaussian_data_and_seed_experiment_a(runs_root):
-    from engine.train2d import Train2DConfig, train, write_run_config
+    from engine.training.toy2d import Train2DConfig, train, write_run_config
 
     config = Train2DConfig(data="moons", objective="dsm", sigma=0.2, steps=30, log_every=10)
     run = runs_root / "moons-run"

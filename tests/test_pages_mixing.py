@@ -137,7 +137,7 @@ def test_page_batched_sampling_gives_the_cli_particles():
     must be exactly those of run_mix, which `python -m engine mix` prints."""
     import torch
 
-    from engine.experiments import MixConfig, run_mix, run_mixes
+    from engine.lab.mixing import MixConfig, run_mix, run_mixes
 
     base = MixConfig(weights=(0.7, 0.3), particles=250, steps=20, levels=5, record_every=5,
                      record_particles=50, seed=3)

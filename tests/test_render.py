@@ -1,4 +1,4 @@
-"""engine.render: the figure specs are valid Plotly (checked by plotly.py's own validators), and
+"""engine.render.mixing: the figure specs are valid Plotly (checked by plotly.py's own validators), and
 the geometry drawn from arrays is right (closed forms: circles, arrow lengths, typed arrays)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import base64
 import numpy as np
 import plotly.graph_objects as go
 
-from engine import render
+from engine.render import mixing as render
 
 
 def decode(arr) -> np.ndarray:

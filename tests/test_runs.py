@@ -5,8 +5,8 @@ import os
 import subprocess
 import sys
 
-from engine.runs import RunWriter, pid_alive, read_metrics, read_run
-from engine.checkpoints import atomic_write_json
+from engine.store.runs import RunWriter, pid_alive, read_metrics, read_run
+from engine.store.checkpoints import atomic_write_json
 
 
 def test_writer_status_metrics_and_cancel_flag(tmp_path):

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from engine.experiments import MixConfig, run_mix, seeds_defaults
-from engine.samplers import (SamplerDiverged, annealed_schedule, init_particles, langevin_dynamics,
+from engine.lab.mixing import MixConfig, run_mix, seeds_defaults
+from engine.samplers.langevin import (SamplerDiverged, annealed_schedule, init_particles, langevin_dynamics,
                              plain_schedule)
 from engine.targets import GaussianMixture
 

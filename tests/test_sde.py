@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from engine.sde import (SDEError, TutorialVESDE, make_sde, mixture_at, mixture_log_prob,
+from engine.sde.sdes import (SDEError, TutorialVESDE, make_sde, mixture_at, mixture_log_prob,
                         mixture_score)
 from engine.targets import seeds_mixture
 
@@ -95,7 +95,7 @@ def test_prior_logp_is_the_gaussian_density():
 
 
 def test_tutorial_sde_std_matches_the_tutorial_net():
-    from engine.image_nets import ve_std
+    from engine.models.unet import ve_std
 
     sde = TutorialVESDE(25.0)
     t = torch.tensor([0.01, 0.5, 1.0])
@@ -114,7 +114,7 @@ def test_continuous_objective_closed_forms():
     """Data at one point x0: the exact score −(x − m x0)/std² gives loss 0 under both weightings;
     a zero score gives E‖z‖² = d (default) and, for VE where g²/std² = 2 ln(σ_max/σ_min) is
     constant, d·2 ln(σ_max/σ_min) (likelihood weighting)."""
-    from engine.sde_nets import continuous_loss
+    from engine.models.time_mlp import continuous_loss
 
     sde = make_sde("ve", 0.01, 50.0)
     x0 = torch.full((20000, 2), 3.0, dtype=torch.float64)

@@ -14,7 +14,7 @@ def _no_nav_rerun(monkeypatch):
     # nav.ensure_app() reruns when Streamlit's legacy pages flag is set, and AppTest resets that
     # flag before every run: the rerun would swallow each button click.
     monkeypatch.syspath_prepend(str(ROOT))
-    import nav
+    from ui import nav
     monkeypatch.setattr(nav, "ensure_app", lambda: None)
 
 
@@ -88,8 +88,8 @@ def test_mnist_inpainting_keeps_the_known_pixels(app_test):
     at.button(key="sde_inp_go").click().run()
     assert not at.exception, [e.value for e in at.exception]
     comp = at.session_state["sde_inp"]["comp"]
-    from engine.mnist import load_mnist
-    from engine.sde_mnist import make_mask
+    from engine.mnist.data import load_mnist
+    from engine.mnist.sde_tasks import make_mask
 
     original = load_mnist().test_images[0].astype("float32") / 255.0
     mask = make_mask("bottom") > 0

@@ -4,10 +4,10 @@ of the seeds' mixture recover its 0.8/0.2 weights; NFE counts; divergence; inpai
 import pytest
 import torch
 
-from engine.samplers import SamplerDiverged
-from engine.sde import exact_score_fn, make_sde
-from engine.sde_experiments import SDEMixConfig, run_sde_mix
-from engine.sde_samplers import SDESamplerConfig, pc_inpaint, sample
+from engine.samplers.langevin import SamplerDiverged
+from engine.sde.sdes import exact_score_fn, make_sde
+from engine.lab.sde_mixing import SDEMixConfig, run_sde_mix
+from engine.samplers.reverse import SDESamplerConfig, pc_inpaint, sample
 from engine.targets import seeds_mixture
 
 

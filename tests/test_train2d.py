@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.__main__ import main
-from engine.checkpoints import load_score_fn, read_meta
-from engine.experiments import MixConfig, run_mix
-from engine.runs import read_metrics, read_run
+from engine.cli.main import main
+from engine.store.checkpoints import load_score_fn, read_meta
+from engine.lab.mixing import MixConfig, run_mix
+from engine.store.runs import read_metrics, read_run
 from engine.targets import seeds_mixture
-from engine.train2d import Train2DConfig, evaluate, time_objectives, train
+from engine.training.toy2d import Train2DConfig, evaluate, time_objectives, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,8 +186,8 @@ def test_the_job_command_reproduces_the_page_config(config):
     """The page submits cli_argv(config); the worker parses it back into the same config."""
     import argparse
 
-    from engine import cli_train2d
-    from engine.train2d import cli_argv
+    from engine.cli import train2d as cli_train2d
+    from engine.training.toy2d import cli_argv
 
     parser = argparse.ArgumentParser()
     cli_train2d.add_arguments(parser)

@@ -1,0 +1,204 @@
+"""python -m engine bench mnist --minutes M: the NCSN against the score-SDE tutorial's model at the
+same training budget, judged by the shipped classifier.
+
+Both are trained here for M minutes each (by default M minutes of this process's CPU time, which is
+fair on a shared machine; --budget wall uses wall-clock minutes), one after the other, with one
+thread. Then 64 images are sampled from each — the NCSN by annealed Langevin with its checkpointed
+schedule, the tutorial model by its 500-step predictor–corrector sampler (snr 0.16, last step
+returns the mean) — and the classifier figures and sampling times are printed, with those of 64
+real test digits for reference.
+
+The tutorial's recipe (Yang Song's MNIST notebook): VE SDE dx = σ^t dw with σ = 25,
+loss E‖std(t)·s_θ(x + std(t) z, t) + z‖² (summed over pixels) with t ~ U(1e-5, 1), batch 32,
+Adam 1e-4, no EMA; the network is engine.models.unet "tutorial_unet".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget per model")
+    p.add_argument("--budget", choices=["cpu", "wall"], default="cpu",
+                   help="count CPU minutes of this process (default) or wall-clock minutes")
+    p.add_argument("--n", type=int, default=64, help="images sampled from each model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--pc-steps", type=int, default=500)
+    p.add_argument("--snr", type=float, default=0.16)
+    p.add_argument("--out", default=None, help="folder for both checkpoints and grids (default: a temp folder)")
+    p.add_argument("--only", choices=["both", "ncsn", "tutorial"], default="both")
+
+
+class _Budget:
+    def __init__(self, minutes: float, kind: str):
+        self.limit = minutes * 60
+        self.kind = kind
+        self.t0, self.c0 = time.time(), time.process_time()
+
+    def used(self) -> float:
+        return (time.process_time() - self.c0) if self.kind == "cpu" else (time.time() - self.t0)
+
+    def done(self) -> bool:
+        return self.used() >= self.limit
+
+
+def train_tutorial(minutes: float, budget: str = "cpu", seed: int = 0, batch: int = 32,
+                   lr: float = 1e-4, sigma: float = 25.0, log=print):
+    """The tutorial's training loop for `minutes`; returns (model, info)."""
+    from engine.mnist.data import load_mnist, to_float
+    from engine.models.registry import build_model
+    from engine.models.unet import ve_std
+
+    data = torch.from_numpy(to_float(load_mnist().train_images))
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = build_model({"kind": "tutorial_unet", "sigma": sigma})
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    b = _Budget(minutes, budget)
+    steps, t0, c0 = 0, time.time(), time.process_time()
+    perm, pos = torch.randperm(len(data), generator=g), 0
+    running = None
+    while not b.done():
+        if pos + batch > len(data):
+            perm, pos = torch.randperm(len(data), generator=g), 0
+        x = data[perm[pos:pos + batch]]
+        pos += batch
+        t = torch.rand(batch, generator=g) * (1.0 - 1e-5) + 1e-5
+        z = torch.randn(x.shape, generator=g)
+        std = ve_std(t, sigma)[:, None, None, None]
+        s = model(x + std * z, t)
+        loss = ((s * std + z) ** 2).flatten(1).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        steps += 1
+        running = float(loss.detach()) if running is None else 0.99 * running + 0.01 * float(loss.detach())
+        if steps % 200 == 0:
+            log(f"tutorial step {steps}: loss {running:.2f} ({b.used() / 60:.1f} {budget}-min)")
+    model.eval()
+    return model, {"steps": steps, "epochs": steps * batch / len(data), "batch": batch, "lr": lr,
+                   "wall_seconds": time.time() - t0, "cpu_seconds": time.process_time() - c0,
+                   "final_loss": running}
+
+
+@torch.no_grad()
+def pc_sample(model, n: int, steps: int = 500, snr: float = 0.16, sigma: float = 25.0,
+              eps: float = 1e-3, seed: int = 0) -> tuple[np.ndarray, float]:
+    """Predictor–corrector sampling of the VE SDE, as in the tutorial: per step one Langevin
+    corrector step with ε = 2(snr·‖z‖/‖s‖)² (norms averaged over the batch), then one reverse-SDE
+    Euler–Maruyama step; from t = 1 to eps; the last step returns the mean. Returns (images, s)."""
+    from engine.models.unet import ve_diffusion, ve_std
+
+    g = torch.Generator().manual_seed(seed)
+    t0, c0 = time.perf_counter(), time.process_time()
+    ones = torch.ones(n)
+    x = torch.randn(n, 1, 28, 28, generator=g) * ve_std(ones, sigma)[:, None, None, None]
+    times = torch.linspace(1.0, eps, steps)
+    dt = float(times[0] - times[1])
+    noise_norm = math.sqrt(28 * 28)
+    x_mean = x
+    for t in times:
+        tt = ones * t
+        grad = model(x, tt)
+        grad_norm = grad.flatten(1).norm(dim=1).mean()
+        step = 2 * (snr * noise_norm / grad_norm) ** 2
+        x = x + step * grad + torch.sqrt(2 * step) * torch.randn(x.shape, generator=g)
+        g2 = ve_diffusion(tt, sigma) ** 2
+        x_mean = x + g2[:, None, None, None] * model(x, tt) * dt
+        x = x_mean + torch.sqrt(g2 * dt)[:, None, None, None] * torch.randn(x.shape, generator=g)
+    images = x_mean.clamp(0, 1)[:, 0].numpy()
+    pc_sample.last_cpu_seconds = time.process_time() - c0
+    return images, time.perf_counter() - t0
+
+
+def run(args) -> int:
+    from engine.mnist.quality import evaluate_samples, real_reference
+    from engine.mnist.sampling import SampleConfig, sample_images
+    from engine.render.images import grid_png
+    from engine.training.images import ImageTrainConfig, train_mnist
+    from engine.store.checkpoints import load_model, save_model
+
+    if args.minutes <= 0:
+        raise ValueError("--minutes must be positive.")
+    torch.set_num_threads(args.threads)
+    out_dir = args.out or tempfile.mkdtemp(prefix="scorelab-bench-")
+    os.makedirs(out_dir, exist_ok=True)
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    report = {"budget": f"{args.minutes:g} {args.budget}-minutes per model", "threads": args.threads,
+              "n": args.n, "out": out_dir}
+    if args.only in ("both", "ncsn"):
+        cfg = ImageTrainConfig(steps=10**9, batch=64, lr=1e-3, preview_every=0, record_every=100,
+                               checkpoint_every=10**9, seed=args.seed,
+                               max_minutes=args.minutes if args.budget == "wall" else None,
+                               max_cpu_minutes=args.minutes if args.budget == "cpu" else None)
+        run_dir = os.path.join(out_dir, "ncsn")
+        outcome = train_mnist(cfg, run_dir, torch.device("cpu"), log=log)
+        model, meta = load_model(os.path.join(run_dir, "model"))
+        samples = sample_images(model, meta, SampleConfig(n=args.n, seed=args.seed))
+        with open(os.path.join(out_dir, "ncsn.png"), "wb") as f:
+            f.write(grid_png(samples.images))
+        report["ncsn"] = {"train_steps": outcome.step, "train_wall_seconds": round(outcome.seconds, 1),
+                          "train_cpu_seconds": round(meta.get("cpu_seconds", 0.0), 1),
+                          "sampler": f"annealed Langevin, L={samples.schedule['levels']}, "
+                                     f"T={samples.schedule['steps_per_level']}, denoise",
+                          "nfe": samples.nfe, "sample_seconds": round(samples.seconds, 2),
+                          "sample_cpu_seconds": round(samples.cpu_seconds, 2),
+                          **evaluate_samples(samples.images)}
+        log(json.dumps({"ncsn": report["ncsn"]}))
+    if args.only in ("both", "tutorial"):
+        model, info = train_tutorial(args.minutes, args.budget, seed=args.seed, log=log)
+        save_model(os.path.join(out_dir, "tutorial"), model,
+                   {"model": {"kind": "tutorial_unet", **{k: v for k, v in model.config.items()
+                                                          if k in ("channels", "embed_dim", "sigma")}},
+                    "objective": "ve_sde", "train": info})
+        images, seconds = pc_sample(model, args.n, steps=args.pc_steps, snr=args.snr, seed=args.seed)
+        with open(os.path.join(out_dir, "tutorial.png"), "wb") as f:
+            f.write(grid_png(images))
+        report["tutorial"] = {"train_steps": info["steps"], "train_wall_seconds": round(info["wall_seconds"], 1),
+                              "train_cpu_seconds": round(info["cpu_seconds"], 1),
+                              "sampler": f"predictor-corrector, {args.pc_steps} steps, snr {args.snr}",
+                              "nfe": 2 * args.pc_steps, "sample_seconds": round(seconds, 2),
+                              "sample_cpu_seconds": round(pc_sample.last_cpu_seconds, 2),
+                              **evaluate_samples(images)}
+        log(json.dumps({"tutorial": report["tutorial"]}))
+    report["real_test_digits"] = real_reference(args.n, seed=args.seed)
+    print(_table(report))
+    print(json.dumps(report))
+    return 0
+
+
+def _table(report: dict) -> str:
+    rows = [("model", "train steps", "train CPU s", "train wall s", "sample s", "sample CPU s", "NFE",
+             "Fréchet dist.", "mean conf.", "classes", "class counts")]
+    for name in ("ncsn", "tutorial", "real_test_digits"):
+        r = report.get(name)
+        if not r:
+            continue
+        rows.append((name, str(r.get("train_steps", "")), str(r.get("train_cpu_seconds", "")),
+                     str(r.get("train_wall_seconds", "")), str(r.get("sample_seconds", "")),
+                     str(r.get("sample_cpu_seconds", "")),
+                     str(r.get("nfe", "")), f"{r['frechet_distance']:.1f}",
+                     f"{r['mean_confidence']:.3f}", f"{r['classes_present']}/10",
+                     " ".join(str(c) for c in r["class_counts"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [f"budget: {report['budget']}, {report['n']} samples each"]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m engine.bench.mnist --minutes M (same as bench mnist)
+    import argparse
+    import sys
+
+    _parser = argparse.ArgumentParser(prog="python -m engine.bench.mnist")
+    add_arguments(_parser)
+    sys.exit(run(_parser.parse_args()))

@@ -1,0 +1,129 @@
+"""python -m engine bench sde: quality against cost for the SDE samplers on a 2D mixture.
+
+For each budget B of score evaluations (NFE): reverse-SDE Euler–Maruyama with N = B steps,
+predictor–corrector with N = B/2 (one corrector step each), annealed Langevin with 10 levels of
+B/10 steps (the NCSN toy baseline: σ 20 → 1, ε = 0.1, particles from U[−8, 8]², final denoising
+step), and the probability-flow ODE, whose cost is set by its tolerance, so it is run at a
+ladder of tolerances and placed at the NFE it used. Error figures: the TV distance between the
+recovered and the true mode weights, and the sliced Wasserstein distance to exact samples,
+averaged over seeds. The exact marginal score is used, so only the sampler's own error shows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from engine.lab.mixing import MixConfig, run_mix
+from engine.lab.sde_mixing import SDEMixConfig, run_sde_mix
+
+ODE_TOLERANCES = (1e-1, 3e-2, 1e-2, 1e-3, 1e-5)
+
+
+def _annealed(budget: int, base: SDEMixConfig, seed: int):
+    levels = 10
+    steps = max(1, budget // levels)
+    cfg = MixConfig(means=base.means, weights=base.weights, stds=base.stds, sampler="annealed",
+                    particles=base.particles, steps=steps, step_size=0.1,
+                    sigma_max=20.0, sigma_min=1.0, levels=levels, seed=seed, denoise=True)
+    return run_mix(cfg).summary()
+
+
+def nfe_sweep(base: SDEMixConfig, budgets=(20, 50, 100, 200, 500), seeds=(0, 1),
+              samplers=("sde", "pc", "ode", "annealed"), tolerances=ODE_TOLERANCES) -> list[dict]:
+    """Rows {sampler, budget, nfe, weight_error, sliced_wasserstein, seconds} averaged over seeds.
+    Diverged runs are reported with error None and the message."""
+    from engine.samplers.langevin import SamplerDiverged
+
+    rows = []
+
+    def average(sampler, budget, runs):
+        ok = [r for r in runs if "error" not in r]
+        row = {"sampler": sampler, "budget": budget}
+        if not ok:
+            row.update(nfe=None, weight_error=None, sliced_wasserstein=None, seconds=None,
+                       error=runs[0]["error"])
+        else:
+            n = len(ok)
+            row.update(nfe=round(sum(r["nfe"] for r in ok) / n, 1),
+                       weight_error=round(sum(r["weight_error"] for r in ok) / n, 4),
+                       sliced_wasserstein=round(sum(r["sliced_wasserstein"] for r in ok) / n, 4),
+                       seconds=round(sum(r["seconds"] for r in ok) / n, 4))
+        rows.append(row)
+
+    def attempt(fn):
+        try:
+            return fn()
+        except SamplerDiverged as err:
+            return {"error": str(err)}
+
+    for sampler in samplers:
+        if sampler == "ode":
+            for tol in tolerances:
+                runs = [attempt(lambda s=s: run_sde_mix(_cfg(base, "ode", 1, s, tol)).summary())
+                        for s in seeds]
+                average("ode", f"tol {tol:g}", runs)
+            continue
+        for b in budgets:
+            if sampler == "annealed":
+                runs = [attempt(lambda s=s: _annealed(b, base, s)) for s in seeds]
+            else:
+                steps = b if sampler == "sde" else max(1, b // (1 + base.corrector_steps))
+                runs = [attempt(lambda s=s: run_sde_mix(_cfg(base, sampler, steps, s)).summary())
+                        for s in seeds]
+            average(sampler, b, runs)
+    return rows
+
+
+def _cfg(base: SDEMixConfig, sampler: str, steps: int, seed: int, tol: float | None = None):
+    from dataclasses import replace
+
+    kw = dict(sampler=sampler, steps=steps, seed=seed)
+    if tol is not None:
+        kw.update(rtol=tol, atol=tol)
+    return replace(base, **kw)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--sde", default="ve", choices=["ve", "vp", "subvp"])
+    p.add_argument("--means", default="5,5;-5,-5")
+    p.add_argument("--weights", default="0.8,0.2")
+    p.add_argument("--particles", type=int, default=2000)
+    p.add_argument("--budgets", default="20,50,100,200,500", help="NFE budgets, comma-separated")
+    p.add_argument("--seeds", type=int, default=2, help="seeds averaged per point")
+    p.add_argument("--snr", type=float, default=0.16)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args) -> int:
+    from engine.targets import parse_numbers, parse_points
+
+    base = SDEMixConfig(means=tuple(parse_points(args.means)),
+                        weights=tuple(parse_numbers(args.weights, "weights")), sde=args.sde,
+                        particles=args.particles, snr=args.snr)
+    base.validate()
+    budgets = tuple(int(b) for b in args.budgets.split(",") if b.strip())
+    start = time.perf_counter()
+    rows = nfe_sweep(base, budgets=budgets, seeds=tuple(range(args.seeds)))
+    if args.json:
+        print(json.dumps({"sde": args.sde, "particles": args.particles, "seeds": args.seeds,
+                          "rows": rows, "seconds": round(time.perf_counter() - start, 1)}))
+        return 0
+    print(f"SDE {args.sde}, {args.particles} particles, mean over {args.seeds} seeds, exact score")
+    print(f"{'sampler':10s} {'budget':>10s} {'NFE':>7s} {'weight err':>11s} {'sliced W2':>10s} {'s':>7s}")
+    for r in rows:
+        if r["nfe"] is None:
+            print(f"{r['sampler']:10s} {str(r['budget']):>10s}   diverged: {r['error']}")
+            continue
+        print(f"{r['sampler']:10s} {str(r['budget']):>10s} {r['nfe']:7.0f} {r['weight_error']:11.4f} "
+              f"{r['sliced_wasserstein']:10.4f} {r['seconds']:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":  # python -m engine.bench.sde [flags] (same as python -m engine bench sde)
+    import argparse
+    import sys
+
+    _p = argparse.ArgumentParser(prog="python -m engine.bench.sde")
+    add_arguments(_p)
+    sys.exit(run(_p.parse_args()))

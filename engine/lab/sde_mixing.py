@@ -1,0 +1,214 @@
+"""The mixing experiment for the SDE samplers, as one pure function of a frozen config.
+
+Same summary JSON as engine.lab.mixing.run_mix (sampler, mode_weights, target_weights,
+weight_error, sliced_wasserstein, nfe, particles, seconds, score) plus the SDE's description.
+Particles start from the SDE's prior (that is what the reverse process assumes), not from a box.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from engine import metrics
+from engine.lab.mixing import MixResult
+from engine.sde.sdes import SDE, exact_score_fn, make_sde
+from engine.samplers.reverse import SDE_SAMPLERS, SDESamplerConfig, sample
+from engine.targets import GaussianMixture
+
+
+@dataclass(frozen=True)
+class SDEMixConfig:
+    means: tuple[tuple[float, ...], ...] = ((5.0, 5.0), (-5.0, -5.0))
+    weights: tuple[float, ...] = (0.8, 0.2)
+    stds: tuple[float, ...] | None = None
+    sampler: str = "pc"            # sde | pc | ode
+    sde: str = "ve"                # ve | vp | subvp
+    sigma_min: float = 0.01        # VE
+    sigma_max: float = 100.0       # VE: p_1 must be close to N(0, σ_max² I). Data centred at c ≠ 0
+    #                                shift p_1 by c, a weight bias of about 0.3·|c|/σ_max (0.8/0.2 at
+    #                                ±(5,5): c = (3,3), ≈ 0.025 at σ_max = 50, ≈ 0.012 at 100)
+    beta_min: float = 0.1          # VP / sub-VP
+    beta_max: float = 20.0
+    particles: int = 1000
+    steps: int = 500               # N for sde / pc
+    snr: float = 0.16
+    corrector_steps: int = 1
+    rtol: float = 1e-5
+    atol: float = 1e-5
+    seed: int = 0
+    record_every: int = 0
+    record_particles: int = 0
+    checkpoint: str | None = None
+
+    @property
+    def mixture(self) -> GaussianMixture:
+        return GaussianMixture.create(self.means, self.weights, self.stds)
+
+    def make_sde(self) -> SDE:
+        return make_sde(self.sde, self.sigma_min, self.sigma_max, self.beta_min, self.beta_max)
+
+    def sampler_config(self) -> SDESamplerConfig:
+        return SDESamplerConfig(sampler=self.sampler, steps=self.steps, snr=self.snr,
+                                corrector_steps=self.corrector_steps, rtol=self.rtol,
+                                atol=self.atol, record_every=self.record_every,
+                                record_particles=self.record_particles)
+
+    def validate(self) -> None:
+        if self.sampler not in SDE_SAMPLERS:
+            raise ValueError(f"Unknown SDE sampler {self.sampler!r}; choose sde, pc or ode.")
+        if self.particles < 1:
+            raise ValueError("Use at least one particle.")
+        self.sampler_config().validate()
+        self.make_sde()
+        self.mixture  # noqa: B018 — validates means/weights/stds
+
+
+@dataclass
+class SDEMixResult(MixResult):
+    """A mixture experiment with an SDE sampler: MixResult's figures plus the SDE."""
+
+    sde: SDE | None = None
+
+    def summary(self) -> dict:
+        out = super().summary()
+        return {"sampler": out.pop("sampler"), "sde": self.sde.describe(), **out}
+
+
+def load_sde_checkpoint(path):
+    """(score_fn(x, t), sde, meta) of a time-conditional checkpoint; CheckpointError/ValueError."""
+    from engine.store.checkpoints import load_model
+    from engine.models.time_mlp import score_fn_of, sde_of_checkpoint
+
+    model, meta = load_model(path)
+    return score_fn_of(model), sde_of_checkpoint(meta), meta
+
+
+def prior_particles(config: SDEMixConfig, sde: SDE) -> torch.Tensor:
+    g = torch.Generator().manual_seed(config.seed)
+    return sde.prior_sampling((config.particles, config.mixture.dim), generator=g)
+
+
+def run_sde_mix(config: SDEMixConfig, score_fn=None, sde: SDE | None = None) -> SDEMixResult:
+    """Sample the mixture by reversing the SDE; the exact marginal score unless score_fn is given
+    (then `sde` must be the SDE that score model was trained with)."""
+    config.validate()
+    mixture = config.mixture
+    if sde is None:
+        sde = config.make_sde()
+    if score_fn is None:
+        score_fn = exact_score_fn(mixture, sde)
+    x0 = prior_particles(config, sde)
+    noise_rng = torch.Generator().manual_seed(config.seed + 1_000_003)
+    start = time.perf_counter()
+    result = sample(score_fn, x0, sde, config.sampler_config(), noise_rng)
+    seconds = time.perf_counter() - start
+    weights = metrics.mode_weights(result.x, mixture)
+    target = torch.tensor(mixture.weights, dtype=torch.float64)
+    reference = mixture.sample(min(config.particles, 2000) if config.particles > 1 else 2,
+                               generator=torch.Generator().manual_seed(config.seed + 7))
+    return SDEMixResult(
+        config=config, sde=sde, init=x0, sample=result,
+        mode_weights=weights.tolist(), target_weights=target.tolist(),
+        weight_error=metrics.total_variation(weights, target),
+        sliced_wasserstein=metrics.sliced_wasserstein(result.x, reference, seed=config.seed),
+        seconds=seconds)
+
+
+def with_changes(config: SDEMixConfig, **changes) -> SDEMixConfig:
+    return replace(config, **changes)
+
+
+def config_from_cli(args) -> SDEMixConfig:
+    """SDEMixConfig from `python -m engine mix --sampler sde|pc|ode …` flags."""
+    from engine.targets import parse_numbers, parse_points
+
+    stds = parse_numbers(args.stds, "standard deviations") if args.stds else None
+    return SDEMixConfig(
+        means=tuple(parse_points(args.means)), weights=tuple(parse_numbers(args.weights, "weights")),
+        stds=tuple(stds) if stds else None, sampler=args.sampler, sde=args.sde,
+        sigma_min=0.01 if args.sigma_min is None else args.sigma_min,
+        sigma_max=100.0 if args.sigma_max is None else args.sigma_max,
+        beta_min=args.beta_min, beta_max=args.beta_max, particles=args.particles,
+        steps=500 if args.steps is None else args.steps, snr=args.snr,
+        corrector_steps=args.corrector_steps, seed=args.seed, checkpoint=args.checkpoint)
+
+
+def run_sde_cli(args) -> int:
+    import json
+    import sys
+
+    from engine.samplers.langevin import SamplerDiverged
+
+    config = config_from_cli(args)
+    score_fn = sde = None
+    if config.checkpoint:
+        score_fn, sde, _ = load_sde_checkpoint(config.checkpoint)
+    try:
+        result = run_sde_mix(config, score_fn=score_fn, sde=sde)
+    except SamplerDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    print(json.dumps(result.summary()))
+    return 0
+
+
+# -- views for the SDE page (pure functions of their arguments) ----------------------------------
+
+def forward_paths(mixture: GaussianMixture, sde: SDE, particles: int, steps: int = 200,
+                  record: int = 50, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Simulate the forward SDE from exact data samples with Euler–Maruyama (N = steps):
+    (times (F,), positions (F, particles, d)) at about `record` evenly spaced times, t = 0 … 1."""
+    g = torch.Generator().manual_seed(seed)
+    x = mixture.sample(particles, generator=g, dtype=torch.float64)
+    every = max(1, steps // record)
+    times, frames = [0.0], [x.clone()]
+    for i in range(steps):
+        f, G = sde.discretize(x, i / steps, steps)
+        x = x + f + G * torch.randn(x.shape, generator=g, dtype=x.dtype)
+        if (i + 1) % every == 0 or i == steps - 1:
+            times.append((i + 1) / steps)
+            frames.append(x.clone())
+    return torch.tensor(times), torch.stack(frames)
+
+
+def projected_log_density(mixture: GaussianMixture, sde: SDE, ts, us) -> torch.Tensor:
+    """log-density of u = (x₁ + x₂)/√2 under p_t, closed form (a 1-D mixture): (len(ts), len(us))."""
+    means, log_w, var0 = mixture.tensors(dtype=torch.float64)
+    dirn = torch.tensor([1.0, 1.0], dtype=torch.float64) / 2 ** 0.5
+    mu_u = means @ dirn                                    # (K,)
+    var_u = var0 @ (dirn**2)                               # (K,)
+    ts = torch.as_tensor(ts, dtype=torch.float64)
+    us = torch.as_tensor(us, dtype=torch.float64)
+    m = torch.as_tensor(sde.mean_coef(ts), dtype=torch.float64).reshape(-1, 1, 1)
+    s = torch.as_tensor(sde.std(ts), dtype=torch.float64).reshape(-1, 1, 1)
+    var = m**2 * var_u + s**2                              # (T, 1, K)
+    diff = us.reshape(1, -1, 1) - m * mu_u                 # (T, U, K)
+    logits = log_w - 0.5 * (diff**2 / var + torch.log(2 * torch.pi * var))
+    return torch.logsumexp(logits, dim=-1)
+
+
+def marginal_grid(mixture: GaussianMixture, sde: SDE, t: float, lo: float, hi: float, n: int = 60):
+    """(grid (n,), log p_t on the n×n grid) in closed form."""
+    from engine.sde.sdes import mixture_log_prob
+
+    g = torch.linspace(lo, hi, n, dtype=torch.float64)
+    xx, yy = torch.meshgrid(g, g, indexing="xy")
+    pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+    return g, mixture_log_prob(mixture, sde, pts, float(t)).reshape(n, n)
+
+
+def likelihood_maps(score_fn, sde: SDE, mixture: GaussianMixture, lo: float, hi: float,
+                    n: int = 32, rtol: float = 1e-5, atol: float = 1e-5) -> dict:
+    """ODE log-density of a (learned) score model on an n×n grid next to the exact log p."""
+    from engine.sde.likelihood import ode_log_likelihood
+
+    g = torch.linspace(lo, hi, n, dtype=torch.float64)
+    xx, yy = torch.meshgrid(g, g, indexing="xy")
+    pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+    start = time.perf_counter()
+    res = ode_log_likelihood(score_fn, pts, sde, exact_trace=True, rtol=rtol, atol=atol)
+    return {"grid": g, "ode": res.log_p.reshape(n, n), "exact": mixture.log_prob(pts).reshape(n, n),
+            "nfe": res.nfe, "seconds": time.perf_counter() - start}

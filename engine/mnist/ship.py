@@ -1,0 +1,102 @@
+"""Copy trained MNIST models into checkpoints/ and record them in checkpoints/manifest.json.
+
+    python -m engine.mnist.ship --ncsn RUN_DIR [--baseline RUN_DIR] [--n 64] [--seed 0]
+
+For each model: the EMA weights and their JSON (config, schedule, data, steps, wall time), an
+example grid (64 images, default settings, seed 0) next to it, and the classifier figures of those
+samples with the sampling time. The classifier entry is added when checkpoints/mnist_classifier
+exists. Other entries of the manifest are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from engine.store.checkpoints import atomic_write_json, read_meta
+from engine.store.registry import CHECKPOINTS, MANIFEST, read_manifest
+
+
+def ship(run_dir: str, name: str, title: str, n: int, seed: int, command: str | None) -> dict:
+    import torch
+    from engine.store.checkpoints import load_model
+    from engine.mnist.quality import evaluate_samples
+    from engine.mnist.sampling import SampleConfig, sample_images
+    from engine.render.images import grid_png
+
+    src = Path(run_dir) / "model"
+    dst = CHECKPOINTS / name
+    meta = read_meta(src)
+    CHECKPOINTS.mkdir(exist_ok=True)
+    shutil.copyfile(src.with_suffix(".safetensors"), dst.with_suffix(".safetensors.tmp"))
+    shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json.tmp"))
+    dst.with_suffix(".safetensors.tmp").replace(dst.with_suffix(".safetensors"))
+    dst.with_suffix(".json.tmp").replace(dst.with_suffix(".json"))
+    model, meta = load_model(dst)
+    out = sample_images(model, meta, SampleConfig(n=n, seed=seed))
+    Path(str(dst) + ".example.png").write_bytes(grid_png(out.images))
+    metrics = evaluate_samples(out.images)
+    entry = {
+        "file": name, "kind": meta["model"]["kind"], "title": title, "objective": meta.get("objective"),
+        "model": meta["model"], "schedule": {k: v for k, v in meta["schedule"].items() if k != "sigmas"},
+        "data": meta.get("data"), "config": meta.get("config"), "steps": meta.get("step"),
+        "wall_seconds": round(float(meta.get("wall_seconds", 0.0)), 1),
+        "cpu_seconds": meta.get("cpu_seconds"),
+        "size_bytes": dst.with_suffix(".safetensors").stat().st_size,
+        "metrics": {**metrics, "sampler": out.schedule, "sample_seconds": round(out.seconds, 2),
+                    "sample_cpu_seconds": round(out.cpu_seconds, 2),
+                    "sample_threads": torch.get_num_threads(), "n": n, "seed": seed},
+        "trained_with": command,
+        "shipped": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    return entry
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m engine.mnist.ship")
+    p.add_argument("--ncsn", default=None)
+    p.add_argument("--baseline", default=None)
+    p.add_argument("--ncsn-command", default=None)
+    p.add_argument("--baseline-command", default=None)
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    manifest = read_manifest()
+    entries = manifest["checkpoints"]
+    if args.ncsn:
+        entries["ncsn_mnist"] = ship(args.ncsn, "ncsn_mnist",
+                                     "NCSN on MNIST (shipped, annealed Langevin)", args.n, args.seed,
+                                     args.ncsn_command)
+        print(json.dumps(entries["ncsn_mnist"]["metrics"]))
+    if args.baseline:
+        entries["dsm_mnist_baseline"] = ship(args.baseline, "dsm_mnist_baseline",
+                                             "Single-σ DSM baseline (shipped, plain Langevin)",
+                                             args.n, args.seed, args.baseline_command)
+        print(json.dumps(entries["dsm_mnist_baseline"]["metrics"]))
+    clf = CHECKPOINTS / "mnist_classifier"
+    if clf.with_suffix(".json").exists():
+        meta = read_meta(clf)
+        from engine.mnist.quality import real_reference
+        entries["mnist_classifier"] = {
+            "file": "mnist_classifier", "kind": meta["model"]["kind"],
+            "title": "MNIST classifier for sample quality figures", "model": meta["model"],
+            "data": meta.get("data"), "config": meta.get("config"), "metrics": meta.get("metrics"),
+            "size_bytes": clf.with_suffix(".safetensors").stat().st_size,
+            "real_test_digits_64": real_reference(64, seed=0),
+        }
+    manifest["checkpoints"] = entries
+    atomic_write_json(MANIFEST, manifest)
+    print(f"wrote {MANIFEST}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

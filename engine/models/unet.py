@@ -1,0 +1,173 @@
+"""Image score networks sized for a CPU.
+
+One U-Net layout (`SmallUNet`, 28 → 26 → 12 → 5 → 2 and back, as in the score-SDE MNIST tutorial),
+two conditionings:
+- "ncsn_unet": the noise-conditional score net. Conditioning follows the NCSNv2 rule
+  s_θ(x, σ) = f_θ(x, log σ)/σ (the output is divided by σ, so f_θ predicts −z, the
+  ε-parametrisation); by default f_θ also sees log σ through a Fourier embedding added to every
+  layer (`sigma_embed=False` gives the pure NCSNv2 net f_θ(x)/σ). Shipped with channels
+  16/32/64/128 (374k parameters) so that it trains and samples on a 2-core CPU.
+- "tutorial_unet": the model of Yang Song's MNIST score-SDE tutorial, for the benchmark and the
+  SDE pages: VE SDE with σ = 25, channels 32/64/128/256, a Gaussian Fourier time embedding
+  (scale 30), GroupNorm and SiLU, output divided by std(t) = √((σ^{2t} − 1)/(2 ln σ)).
+- `Ema`: exponential moving average of weights with the score_sde warm-up min(decay, (1+n)/(10+n)).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from engine.models.registry import register
+
+
+# -- shared pieces ---------------------------------------------------------------------------------
+
+class GaussianFourier(nn.Module):
+    """[sin(2π W t), cos(2π W t)] with fixed random W ~ N(0, scale²) (a buffer, saved with weights)."""
+
+    def __init__(self, dim: int, scale: float = 30.0, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("W", torch.randn(dim // 2, generator=g) * scale)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        proj = t[:, None] * self.W[None, :] * (2 * math.pi)
+        return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
+
+
+def _gn(ch: int) -> nn.GroupNorm:
+    return nn.GroupNorm(32 if ch % 32 == 0 else _groups(ch), ch)
+
+
+def _groups(ch: int) -> int:
+    for g in (8, 4, 2):
+        if ch % g == 0:
+            return g
+    return 1
+
+
+# -- the networks ---------------------------------------------------------------------------------
+
+def ve_std(t: torch.Tensor, sigma: float = 25.0) -> torch.Tensor:
+    """Marginal std of dx = σ^t dw from 0 to t: √((σ^{2t} − 1)/(2 ln σ))."""
+    return torch.sqrt((sigma ** (2 * t) - 1.0) / (2.0 * math.log(sigma)))
+
+
+def ve_diffusion(t: torch.Tensor, sigma: float = 25.0) -> torch.Tensor:
+    """g(t) = σ^t."""
+    return sigma ** t
+
+
+class SmallUNet(nn.Module):
+    """A CPU-sized U-Net for 28×28 images: 28 → 26 → 12 → 5 → 2 and back (unpadded convolutions,
+    channels c1..c4), a Fourier embedding of the conditioning variable added to every layer,
+    GroupNorm and SiLU. The layout is that of the score-SDE MNIST tutorial.
+
+    cond = "sigma": the NCSN net, conditioned on log σ; s_θ(x, σ) = f_θ(x, log σ)/σ (NCSNv2 rule;
+                    sigma_embed=False drops the embedding: s_θ(x, σ) = f_θ(x)/σ exactly).
+    cond = "ve_time": the tutorial's net, conditioned on t ∈ (0, 1]; s_θ(x, t) = f_θ(x, t)/std(t)
+                    for the VE SDE dx = σ^t dw (σ = `sigma`).
+    """
+
+    def __init__(self, channels=(32, 64, 128, 256), embed_dim: int = 256, cond: str = "sigma",
+                 sigma_embed: bool = True, sigma: float = 25.0, fourier_scale: float | None = None):
+        super().__init__()
+        if cond not in ("sigma", "ve_time"):
+            raise ValueError(f"Unknown conditioning {cond!r}; use 'sigma' or 've_time'.")
+        scale = fourier_scale if fourier_scale is not None else (4.0 if cond == "sigma" else 30.0)
+        self.config = {"channels": list(channels), "embed_dim": embed_dim, "cond": cond,
+                       "sigma_embed": sigma_embed, "sigma": sigma, "fourier_scale": scale}
+        self.use_embed = cond == "ve_time" or sigma_embed
+        c1, c2, c3, c4 = channels
+        E = embed_dim
+        if self.use_embed:
+            self.embed = nn.Sequential(GaussianFourier(E, scale=scale), nn.Linear(E, E))
+        self.conv1 = nn.Conv2d(1, c1, 3, stride=1, bias=False)      # 28 → 26
+        self.gn1 = nn.GroupNorm(4, c1)
+        self.conv2 = nn.Conv2d(c1, c2, 3, stride=2, bias=False)     # 26 → 12
+        self.gn2 = _gn(c2)
+        self.conv3 = nn.Conv2d(c2, c3, 3, stride=2, bias=False)     # 12 → 5
+        self.gn3 = _gn(c3)
+        self.conv4 = nn.Conv2d(c3, c4, 3, stride=2, bias=False)     # 5 → 2
+        self.gn4 = _gn(c4)
+        self.tconv4 = nn.ConvTranspose2d(c4, c3, 3, stride=2, bias=False)                        # 2 → 5
+        self.tgn4 = _gn(c3)
+        self.tconv3 = nn.ConvTranspose2d(2 * c3, c2, 3, stride=2, output_padding=1, bias=False)  # 5 → 12
+        self.tgn3 = _gn(c2)
+        self.tconv2 = nn.ConvTranspose2d(2 * c2, c1, 3, stride=2, output_padding=1, bias=False)  # 12 → 26
+        self.tgn2 = _gn(c1)
+        self.tconv1 = nn.ConvTranspose2d(2 * c1, 1, 3, stride=1)                                 # 26 → 28
+        if self.use_embed:
+            self.dense = nn.ModuleList(nn.Linear(E, c) for c in (c1, c2, c3, c4, c3, c2, c1))
+
+    def forward(self, x: torch.Tensor, cond) -> torch.Tensor:
+        c = torch.as_tensor(cond, dtype=x.dtype, device=x.device)
+        if c.ndim == 0:
+            c = c.expand(x.shape[0])
+        if self.config["cond"] == "sigma":
+            scale = c
+            emb_in = torch.log(c)
+        else:
+            scale = ve_std(c, self.config["sigma"])
+            emb_in = c
+        if self.use_embed:
+            emb = F.silu(self.embed(emb_in))
+            add = [d(emb)[:, :, None, None] for d in self.dense]
+        else:
+            add = [0.0] * 7
+        h1 = F.silu(self.gn1(self.conv1(x) + add[0]))
+        h2 = F.silu(self.gn2(self.conv2(h1) + add[1]))
+        h3 = F.silu(self.gn3(self.conv3(h2) + add[2]))
+        h4 = F.silu(self.gn4(self.conv4(h3) + add[3]))
+        h = F.silu(self.tgn4(self.tconv4(h4) + add[4]))
+        h = F.silu(self.tgn3(self.tconv3(torch.cat([h, h3], 1)) + add[5]))
+        h = F.silu(self.tgn2(self.tconv2(torch.cat([h, h2], 1)) + add[6]))
+        h = self.tconv1(torch.cat([h, h1], 1))
+        return h / scale[:, None, None, None]
+
+
+@register("ncsn_unet")
+def build_ncsn_unet(channels=(32, 64, 128, 256), embed_dim: int = 256, sigma_embed: bool = True,
+                    fourier_scale: float = 4.0) -> SmallUNet:
+    """The NCSN score net s_θ(x, σ)."""
+    return SmallUNet(channels, embed_dim, cond="sigma", sigma_embed=sigma_embed,
+                     fourier_scale=fourier_scale)
+
+
+@register("tutorial_unet")
+def build_tutorial_unet(channels=(32, 64, 128, 256), embed_dim: int = 256,
+                        sigma: float = 25.0) -> SmallUNet:
+    """The score-SDE tutorial's net s_θ(x, t) for the VE SDE with σ = 25."""
+    return SmallUNet(channels, embed_dim, cond="ve_time", sigma=sigma, fourier_scale=30.0)
+
+
+# -- EMA -------------------------------------------------------------------------------------------
+
+class Ema:
+    """θ_ema ← d θ_ema + (1 − d) θ with d = min(decay, (1 + n)/(10 + n)) at update n."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.999):
+        self.decay = decay
+        self.updates = 0
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
+        for e, p in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if e.dtype.is_floating_point:
+                e.mul_(d).add_(p.detach(), alpha=1 - d)
+            else:
+                e.copy_(p)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,164 @@
+"""Plotly figures for the Train page (no Streamlit here): loss curves, learned vs exact score fields
+with an error map, run comparisons across objectives, and the seed experiments' charts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from engine.render.mixing import arrow_segments
+
+OBJECTIVE_COLORS = {"esm": "#2ca02c", "ism": "#9467bd", "ssm": "#ff7f0e", "ssm-vr": "#d62728",
+                    "dsm": "#8c564b", "ncsn": "#1f77b4"}
+_MARGIN = dict(l=10, r=10, t=40, b=10)
+
+
+def field_comparison(score_fn, sigma: float, lo: float, hi: float, exact_fn=None, log_density_fn=None,
+                     n_heat: int = 70, n_arrows: int = 17) -> dict:
+    """Learned (and exact, when known) score on a grid at noise level σ, as NumPy arrays.
+
+    score_fn / exact_fn: (x: Tensor (N,2), σ) → Tensor (N,2). log_density_fn(x, σ) → (N,).
+    Returns xs, ys (heat grid), arrows (points), learned/exact vectors at the arrows, err (the
+    error ‖s_θ − ∇log p_σ‖ on the heat grid) and logp (log p_σ on the heat grid).
+    """
+    import torch
+
+    xs = np.linspace(lo, hi, n_heat)
+    gx, gy = np.meshgrid(xs, xs)
+    heat = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32)
+    ax = np.linspace(lo, hi, n_arrows)
+    agx, agy = np.meshgrid(ax, ax)
+    arrows = torch.tensor(np.stack([agx.ravel(), agy.ravel()], 1), dtype=torch.float32)
+    out = {"xs": xs, "ys": xs, "arrows": arrows.numpy(), "sigma": float(sigma),
+           "learned": score_fn(arrows, sigma).numpy()}
+    if exact_fn is not None:
+        out["exact"] = exact_fn(arrows, sigma).numpy()
+        diff = score_fn(heat, sigma) - exact_fn(heat, sigma)
+        out["err"] = diff.norm(dim=-1).numpy().reshape(n_heat, n_heat)
+        out["exact_norm"] = exact_fn(heat, sigma).norm(dim=-1).numpy().reshape(n_heat, n_heat)
+    if log_density_fn is not None:
+        logp = log_density_fn(heat.double(), sigma).numpy().reshape(n_heat, n_heat)
+        out["logp"] = np.maximum(logp, logp.max() - 25.0)
+    return out
+
+
+def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
+    """Panels: learned field | exact field | error map ‖s_θ − ∇log p_σ‖ (log colour) with the
+    density's contours, so the error's growth in low-density regions is visible."""
+    has_exact = "exact" in cmp
+    titles = [f"Learned s_θ(x, σ={cmp['sigma']:.3g})"]
+    if has_exact:
+        titles += ["Exact ∇log p_σ", "Error ‖s_θ − ∇log p_σ‖ (log₁₀)"]
+    fig = make_subplots(1, len(titles), subplot_titles=titles, horizontal_spacing=0.06)
+    xs, ys = cmp["xs"], cmp["ys"]
+    lo, hi = float(xs[0]), float(xs[-1])
+    spacing = (hi - lo) / max(int(math.sqrt(len(cmp["arrows"]))) - 1, 1)
+    panels = [("learned", "#1f77b4")] + ([("exact", "#2ca02c")] if has_exact else [])
+    for col, (key, color) in enumerate(panels, start=1):
+        if "logp" in cmp:
+            fig.add_trace(go.Contour(x=xs, y=ys, z=cmp["logp"], showscale=False, ncontours=12,
+                                     colorscale="Greys", reversescale=True, opacity=0.35,
+                                     contours=dict(coloring="fill", showlines=False),
+                                     hoverinfo="skip"), 1, col)
+        elif data_points is not None:
+            pts = np.asarray(data_points)[:1500]
+            fig.add_trace(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers",
+                                       marker=dict(size=2, color="gray", opacity=0.5),
+                                       hoverinfo="skip"), 1, col)
+        ax_, ay_ = arrow_segments(cmp["arrows"], cmp[key], 0.9 * spacing)
+        fig.add_trace(go.Scattergl(x=ax_, y=ay_, mode="lines", line=dict(color=color, width=1.3),
+                                   hoverinfo="skip", name=key), 1, col)
+    if has_exact:
+        err = np.log10(np.maximum(cmp["err"], 1e-4))
+        fig.add_trace(go.Heatmap(x=xs, y=ys, z=err, colorscale="Magma",
+                                 colorbar=dict(title=dict(text="log₁₀ error", side="right"),
+                                               thickness=12, x=1.0),
+                                 hovertemplate="x=%{x:.2f}<br>y=%{y:.2f}<br>log₁₀ err=%{z:.2f}"
+                                               "<extra></extra>"), 1, 3)
+        if "logp" in cmp:
+            fig.add_trace(go.Contour(x=xs, y=ys, z=cmp["logp"], showscale=False, ncontours=8,
+                                     contours=dict(coloring="none"), line=dict(color="white", width=1),
+                                     hoverinfo="skip"), 1, 3)
+    for i in range(1, len(titles) + 1):
+        suffix = "" if i == 1 else str(i)
+        fig.layout[f"xaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
+                                            constrain="domain")
+        fig.layout[f"yaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
+                                            scaleanchor=f"x{suffix}", scaleratio=1,
+                                            constrain="domain")
+    fig.update_layout(height=height, showlegend=False, margin=_MARGIN)
+    return fig
+
+
+def loss_figure(curves: list[dict], title: str = "Training loss", height: int = 300,
+                log_y: bool = False) -> go.Figure:
+    """curves: [{"name", "steps", "loss", "objective"?}] → one line each."""
+    fig = go.Figure()
+    for c in curves:
+        fig.add_trace(go.Scatter(x=list(c["steps"]), y=list(c["loss"]), mode="lines", name=c["name"],
+                                 line=dict(width=2, color=c.get("color") or
+                                           OBJECTIVE_COLORS.get(c.get("objective", "")))))
+    fig.update_layout(title=title, height=height, margin=_MARGIN, xaxis_title="step",
+                      yaxis_title="loss", yaxis_type="log" if log_y else "linear",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    return fig
+
+
+def fisher_sigma_figure(per_sigma: dict, height: int = 260) -> go.Figure:
+    """Fisher divergence under the perturbed data at each trained σ (log–log)."""
+    pairs = sorted((float(k), v) for k, v in per_sigma.items() if v is not None)
+    fig = go.Figure(go.Scatter(x=[p[0] for p in pairs], y=[max(p[1], 1e-12) for p in pairs],
+                               mode="lines+markers", line=dict(color=OBJECTIVE_COLORS["ncsn"])))
+    fig.update_layout(title="Fisher divergence per σ (perturbed data)", height=height,
+                      margin=_MARGIN, xaxis=dict(type="log", title="σ"),
+                      yaxis=dict(type="log", title="½ E‖s_θ − ∇log p_σ‖²"))
+    return fig
+
+
+def comparison_figure(rows: list[dict], height: int = 320) -> go.Figure:
+    """Bars of the clean-data Fisher divergence per run, coloured by objective (log scale)."""
+    rows = [r for r in rows if r.get("fisher") is not None]
+    fig = go.Figure(go.Bar(
+        x=[r["run"] for r in rows], y=[r["fisher"] for r in rows],
+        marker_color=[OBJECTIVE_COLORS.get(r.get("objective"), "gray") for r in rows],
+        text=[f"{r['fisher']:.3g}" for r in rows], textposition="outside",
+        customdata=[[r.get("objective"), r.get("sec_per_step") or 0] for r in rows],
+        hovertemplate="%{x}<br>%{customdata[0]}<br>Fisher %{y:.3g}<br>"
+                      "%{customdata[1]:.2g} s/step<extra></extra>"))
+    fig.update_layout(title="Fisher divergence under the data (lower is better)", height=height,
+                      margin=_MARGIN, yaxis=dict(type="log", title="½ E_p‖s_θ − ∇log p‖²"))
+    return fig
+
+
+def cost_figure(rows: list[dict], height: int = 340) -> go.Figure:
+    """Seed experiment (a): seconds per step against dimension, one line per objective (log–log)."""
+    fig = go.Figure()
+    for obj in dict.fromkeys(r["objective"] for r in rows):
+        pts = [(r["dim"], r["sec_per_step"]) for r in rows if r["objective"] == obj]
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
+                                 name={"ism": "ISM (exact trace)", "ssm": "SSM", "dsm": "DSM"}.get(obj, obj),
+                                 line=dict(width=2.5, color=OBJECTIVE_COLORS.get(obj))))
+    fig.update_layout(title="Cost of one training step as the dimension grows", height=height,
+                      margin=_MARGIN, xaxis=dict(type="log", title="data dimension d"),
+                      yaxis=dict(type="log", title="seconds per step"),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    return fig
+
+
+def markdown_table(rows: list[dict], columns: dict) -> str:
+    """rows → a Markdown table; columns: {key: (header, format)}; missing values show as –."""
+    def cell(row, key, fmt):
+        v = row.get(key)
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return "–"
+        try:
+            return fmt.format(v).replace("|", "/")
+        except (ValueError, TypeError):
+            return str(v)
+    head = "| " + " | ".join(h for h, _ in columns.values()) + " |"
+    rule = "|" + "---|" * len(columns)
+    body = ["| " + " | ".join(cell(r, k, f) for k, (_, f) in columns.items()) + " |" for r in rows]
+    return "\n".join([head, rule, *body])

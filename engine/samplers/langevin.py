@@ -1,0 +1,272 @@
+"""Langevin samplers with one signature: (score_fn, x_init, schedule, rng) → SampleResult.
+
+score_fn(x, sigma) returns s(x) ≈ ∇_x log p_σ(x) for a batch x and a float σ.
+
+Update (seeds' / paper form):  x ← x + (α/2)·s(x, σ_i) + √α·z,  z ~ N(0, I).
+Plain Langevin is one level (σ = 0 for an exact score); annealed Langevin runs the levels
+σ_1 > … > σ_L in turn with α_i = ε·σ_i²/σ_L² and T steps per level, each level starting where the
+previous ended. The optional final denoising step is Tweedie's x ← x + σ_L²·s(x, σ_L).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from engine.samplers.schedules import geometric_sigmas
+
+ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+class SamplerDiverged(RuntimeError):
+    """Particles became NaN/inf or flew far out; the message says where and what to try."""
+
+    def __init__(self, message: str, step: int, level: int):
+        super().__init__(message)
+        self.step = step
+        self.level = level
+
+
+@dataclass(frozen=True)
+class LangevinSchedule:
+    sigmas: tuple[float, ...]       # σ at which the score is evaluated, one per level
+    step_sizes: tuple[float, ...]   # α_i, one per level (paper form)
+    steps_per_level: int
+    denoise: bool = False           # final Tweedie step at σ_L
+    record_every: int = 0           # keep a trajectory frame every k steps (0: none)
+    record_particles: int = 0       # how many particles to keep in frames (0: all)
+    blowup_radius: float = 1e4      # |x| beyond this counts as diverged
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_level * len(self.sigmas)
+
+
+def plain_schedule(step_size: float, steps: int, sigma: float = 0.0, **kw) -> LangevinSchedule:
+    """Plain Langevin: one level, fixed α = ε, score at σ (0 for the exact clean score)."""
+    return LangevinSchedule((float(sigma),), (float(step_size),), int(steps), **kw)
+
+
+def annealed_schedule(eps: float, steps_per_level: int, sigma_max: float, sigma_min: float,
+                      levels: int, **kw) -> LangevinSchedule:
+    """Annealed Langevin: geometric σ_i and α_i = ε·σ_i²/σ_L²."""
+    sigmas = geometric_sigmas(sigma_max, sigma_min, levels)
+    step_sizes = tuple(eps * s**2 / sigmas[-1] ** 2 for s in sigmas)
+    return LangevinSchedule(sigmas, step_sizes, int(steps_per_level), **kw)
+
+
+SMALL_WORK = 1 << 15  # tensors up to this many elements run fastest on one intra-op thread
+
+
+@contextmanager
+def small_tensor_threads(numel: int):
+    """Run a loop of ops on tiny tensors with one torch intra-op thread, then restore.
+
+    For a few thousand elements per op, a second thread costs more than it saves, and on a busy
+    machine its spin-waiting costs milliseconds per op (softmax went from 10 µs to 7 ms here).
+    Larger work keeps the configured thread count.
+    """
+    previous = torch.get_num_threads()
+    if numel > SMALL_WORK or previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass
+class SampleResult:
+    x: torch.Tensor                          # final particles (N, d)
+    frames: torch.Tensor | None = None       # (F, M, d) recorded particle positions, F ≥ 1
+    frame_steps: list[int] = field(default_factory=list)   # global step of each frame
+    frame_levels: list[int] = field(default_factory=list)  # level index of each frame
+    nfe: int = 0                             # score evaluations
+
+
+def langevin_dynamics(score_fn: ScoreFn, x_init: torch.Tensor, schedule: LangevinSchedule,
+                      rng: torch.Generator | None = None) -> SampleResult:
+    """Run (annealed) Langevin dynamics; raises SamplerDiverged on NaN/inf or blow-up."""
+    x = x_init.clone()
+    n, d = x.shape[0], x.shape[1:]
+    keep = schedule.record_particles or n
+    frames, frame_steps, frame_levels = [], [], []
+    if schedule.record_every:
+        frames.append(x[:keep].clone())
+        frame_steps.append(0)
+        frame_levels.append(0)
+    step = 0
+    nfe = 0
+    check_every = 10
+    for level, (sigma, alpha) in enumerate(zip(schedule.sigmas, schedule.step_sizes)):
+        noise_scale = math.sqrt(alpha)
+        half_alpha = alpha / 2
+        # One randn call per level is much faster than one per step for small particle sets.
+        noise = torch.randn((schedule.steps_per_level, n, *d), generator=rng,
+                            dtype=x.dtype, device=x.device)
+        noise.mul_(noise_scale)  # √α z for the whole level in one op (same numbers as per step)
+        for t in range(schedule.steps_per_level):
+            s = score_fn(x, sigma)
+            nfe += 1
+            x = x + half_alpha * s
+            x += noise[t]
+            step += 1
+            if step % check_every == 0 or t == schedule.steps_per_level - 1:
+                _check(x, step, level, sigma, alpha, schedule)
+            if schedule.record_every and step % schedule.record_every == 0:
+                frames.append(x[:keep].clone())
+                frame_steps.append(step)
+                frame_levels.append(level)
+    if schedule.denoise:
+        sigma_last = schedule.sigmas[-1]
+        x = x + sigma_last**2 * score_fn(x, sigma_last)  # Tweedie: E[x0 | x] = x + σ² ∇log p_σ(x)
+        nfe += 1
+        _check(x, step, len(schedule.sigmas) - 1, sigma_last, 0.0, schedule)
+        if schedule.record_every:
+            frames.append(x[:keep].clone())
+            frame_steps.append(step)
+            frame_levels.append(len(schedule.sigmas) - 1)
+    stacked = torch.stack(frames) if frames else None
+    return SampleResult(x=x, frames=stacked, frame_steps=frame_steps, frame_levels=frame_levels,
+                        nfe=nfe)
+
+
+# The annealed sampler is the same chain over a multi-level schedule.
+annealed_langevin = langevin_dynamics
+
+
+def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
+                            schedules: list[LangevinSchedule],
+                            rngs: list[torch.Generator]) -> list[SampleResult]:
+    """Several Langevin chains on the exact score of one Gaussian mixture, run as one batch.
+
+    Chain b is exactly `langevin_dynamics(mixture.score, x_inits[b], schedules[b], rngs[b])`
+    — the same noise draws and the same float operations, so the same particles — but all chains
+    advance together in one (B, d, N) tensor, so each step costs one set of small-tensor ops
+    instead of B. The schedules must have the same total number of steps (levels may differ:
+    plain Langevin's one level of L·T steps next to annealed Langevin's L levels of T).
+    Raises SamplerDiverged for the first chain that diverges.
+    """
+    count = len(schedules)
+    total = schedules[0].total_steps
+    if any(s.total_steps != total for s in schedules) or len(x_inits) != count or len(rngs) != count:
+        raise ValueError("Batched chains need one init, schedule and generator each, and the "
+                         "same total number of steps.")
+    n, d = x_inits[0].shape
+    dtype, device = x_inits[0].dtype, x_inits[0].device
+    means, _, _ = mixture.tensors(device, dtype)
+    mean_col = means.unsqueeze(-1)                                   # (K, d, 1)
+    k = means.shape[0]
+    xs = torch.stack([x.T for x in x_inits])                         # (B, d, N)
+    neg_inv_var = torch.empty((count, k, d, 1), dtype=dtype, device=device)
+    const = torch.empty((count, k, 1), dtype=dtype, device=device)
+    half = [0.0] * count
+    noises: list = [None] * count
+    keeps = [s.record_particles or n for s in schedules]
+    frames = [[] for _ in range(count)]
+    frame_steps = [[] for _ in range(count)]
+    frame_levels = [[] for _ in range(count)]
+    for b, s in enumerate(schedules):
+        if s.record_every:
+            frames[b].append(x_inits[b][:keeps[b]].clone())
+            frame_steps[b].append(0)
+            frame_levels[b].append(0)
+    uniform_half = None
+    seg_start = seg_end = 0
+    seg_noise = None
+    for step in range(total):
+        for b, s in enumerate(schedules):
+            if step % s.steps_per_level == 0:   # chain b enters a new level: as langevin_dynamics
+                level = step // s.steps_per_level
+                alpha = s.step_sizes[level]
+                noise = torch.randn((s.steps_per_level, n, d), generator=rngs[b], dtype=dtype,
+                                    device=device)
+                noise.mul_(math.sqrt(alpha))
+                noises[b] = noise.transpose(1, 2)                    # (T, d, N) view
+                _, niv, c = mixture._level_constants(x_inits[b], float(s.sigmas[level]))
+                neg_inv_var[b] = niv
+                const[b] = c
+                half[b] = alpha / 2
+                uniform_half = None
+        if step == seg_end:
+            # Until the next level change of any chain, every chain's noise is one stacked block.
+            seg_start = step
+            seg_end = min((step // s.steps_per_level + 1) * s.steps_per_level for s in schedules)
+            seg_noise = torch.stack([noises[b][step % s.steps_per_level:
+                                               step % s.steps_per_level + seg_end - step]
+                                     for b, s in enumerate(schedules)], dim=1)  # (S, B, d, N)
+        diff = xs.unsqueeze(1) - mean_col                            # (B, K, d, N)
+        scaled = diff * neg_inv_var                                  # −(x − μ_k)/v_k
+        logits = torch.add(const, (diff * scaled).sum(2), alpha=0.5)  # (B, K, N)
+        resp = torch.softmax(logits, dim=1)
+        score = (resp.unsqueeze(2) * scaled).sum(1)                  # (B, d, N)
+        if uniform_half is None:
+            uniform_half = torch.tensor(half, dtype=dtype, device=device).view(count, 1, 1)
+        xs = xs + uniform_half * score
+        xs += seg_noise[step - seg_start]
+        done = step + 1
+        for b, s in enumerate(schedules):
+            level = step // s.steps_per_level
+            if done % 10 == 0 or done % s.steps_per_level == 0:
+                _check(xs[b], done, level, s.sigmas[level], s.step_sizes[level], s)
+            if s.record_every and done % s.record_every == 0:
+                frames[b].append(xs[b, :, :keeps[b]].T.clone())
+                frame_steps[b].append(done)
+                frame_levels[b].append(level)
+    results = []
+    for b, s in enumerate(schedules):
+        x = xs[b].T.contiguous()
+        nfe = total
+        if s.denoise:
+            sigma_last = s.sigmas[-1]
+            x = x + sigma_last**2 * mixture.score(x, sigma_last)
+            nfe += 1
+            _check(x, total, len(s.sigmas) - 1, sigma_last, 0.0, s)
+            if s.record_every:
+                frames[b].append(x[:keeps[b]].clone())
+                frame_steps[b].append(total)
+                frame_levels[b].append(len(s.sigmas) - 1)
+        results.append(SampleResult(x=x, frames=torch.stack(frames[b]) if frames[b] else None,
+                                    frame_steps=frame_steps[b], frame_levels=frame_levels[b],
+                                    nfe=nfe))
+    return results
+
+
+def _check(x: torch.Tensor, step: int, level: int, sigma: float, alpha: float,
+           schedule: LangevinSchedule) -> None:
+    finite = bool(torch.isfinite(x).all())
+    if finite and float(x.abs().max()) <= schedule.blowup_radius:
+        return
+    what = "became NaN/inf" if not finite else f"flew beyond |x| = {schedule.blowup_radius:g}"
+    where = f"at step {step}" + (f" (level {level + 1}, σ = {sigma:.3g})" if len(schedule.sigmas) > 1 else "")
+    raise SamplerDiverged(
+        f"The sampler diverged: particles {what} {where} with step size α = {alpha:.3g}; "
+        f"try a smaller step size.", step=step, level=level)
+
+
+def init_particles(spec: str, n: int, dim: int, generator: torch.Generator | None = None,
+                   dtype=torch.float32) -> torch.Tensor:
+    """'uniform:-8,8' (a box) or 'gaussian:0,3' (mean, std per coordinate) → (n, dim)."""
+    kind, _, params = spec.partition(":")
+    try:
+        a, b = (float(v) for v in params.split(",")) if params else (None, None)
+    except ValueError:
+        raise ValueError(f"Cannot read the initial distribution {spec!r}; use e.g. 'uniform:-8,8' "
+                         f"or 'gaussian:0,3'.") from None
+    if kind == "uniform":
+        lo, hi = (-8.0, 8.0) if a is None else (a, b)
+        if not hi > lo:
+            raise ValueError(f"The initial box {spec!r} is empty; the upper bound must exceed the lower.")
+        return lo + (hi - lo) * torch.rand(n, dim, generator=generator, dtype=dtype)
+    if kind == "gaussian":
+        mean, std = (0.0, 1.0) if a is None else (a, b)
+        if not std > 0:
+            raise ValueError(f"The initial Gaussian {spec!r} needs a positive standard deviation.")
+        return mean + std * torch.randn(n, dim, generator=generator, dtype=dtype)
+    raise ValueError(f"Unknown initial distribution {spec!r}; use 'uniform:LO,HI' or 'gaussian:MEAN,STD'.")

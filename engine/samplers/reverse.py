@@ -1,0 +1,266 @@
+"""Samplers for the reverse of a forward SDE, one signature each:
+
+    sampler(score_fn, x_init, config, rng) -> SDESampleResult(x, frames, frame_times, nfe)
+
+score_fn(x, t) ≈ ∇_x log p_t(x) for a batch x and a float time t ∈ [eps, 1]. x_init is a draw
+from the prior (sde.prior_sampling). Time runs backwards from t = 1 to t = eps on a uniform grid
+of N steps, Δt = −(1 − eps)/N.
+
+- Euler–Maruyama on the reverse SDE  dx = [f − g² s] dt + g dw̄:
+      x ← x − (f − g² s)|Δt| + g √|Δt| z;   the last step returns the mean (no noise).
+  NFE = N.
+- Predictor–corrector: at each time, `corrector_steps` Langevin corrector steps, then the
+  Euler–Maruyama predictor step (score_sde's order). Corrector (code form, ε the step):
+      ε = 2 α (r ‖z‖ / ‖s‖)²,  x ← x + ε s + √(2ε) z,
+  norms per sample then averaged over the batch, α = 1 (VE) or 1 − β_i (VP, sub-VP).
+  In the seeds' form x + (a/2)s + √a z this is a = 2ε. r is the signal-to-noise ratio ("snr"):
+  the size of the score step relative to the noise; NFE = N·(corrector_steps + 1).
+- Probability-flow ODE dx/dt = f − ½ g² s, solved from t = 1 to eps with scipy's adaptive
+  RK45 (solve_ivp, rtol = atol = 1e-5 by default). NFE = the solver's function evaluations.
+
+Every sampler raises SamplerDiverged (one sentence with a hint) on NaN/inf.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.integrate import solve_ivp
+
+from engine.samplers.langevin import SamplerDiverged
+from engine.sde.sdes import SDE
+
+ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
+SDE_SAMPLERS = ("sde", "pc", "ode")
+
+
+@dataclass(frozen=True)
+class SDESamplerConfig:
+    sampler: str = "pc"             # sde | pc | ode
+    steps: int = 500                # N time steps for sde/pc (ignored by ode)
+    snr: float = 0.16               # r of the Langevin corrector
+    corrector_steps: int = 1
+    rtol: float = 1e-5              # ode tolerances
+    atol: float = 1e-5
+    record_every: int = 0           # keep a frame every k steps (ode: ~N/k evenly spaced times)
+    record_particles: int = 0       # 0: all
+    blowup_radius: float = 1e6
+
+    def validate(self) -> None:
+        if self.sampler not in SDE_SAMPLERS:
+            raise ValueError(f"Unknown SDE sampler {self.sampler!r}; choose sde, pc or ode.")
+        if self.steps < 1:
+            raise ValueError("Use at least one time step.")
+        if self.sampler == "pc" and not self.snr > 0:
+            raise ValueError("The corrector's signal-to-noise ratio r must be positive (try 0.16).")
+        if self.corrector_steps < 0:
+            raise ValueError("The number of corrector steps cannot be negative.")
+        if not (self.rtol > 0 and self.atol > 0):
+            raise ValueError("The ODE tolerances must be positive.")
+
+
+@dataclass
+class SDESampleResult:
+    x: torch.Tensor                                           # final samples (N, ...)
+    frames: torch.Tensor | None = None                        # (F, M, ...) positions over time
+    frame_times: list[float] = field(default_factory=list)    # t of each frame (1 → eps)
+    nfe: int = 0                                              # score evaluations
+
+
+class _Recorder:
+    def __init__(self, config: SDESamplerConfig, n: int):
+        self.every = config.record_every
+        self.keep = config.record_particles or n
+        self.frames: list[torch.Tensor] = []
+        self.times: list[float] = []
+
+    def add(self, x: torch.Tensor, t: float, step: int, force: bool = False) -> None:
+        if self.every and (force or step % self.every == 0):
+            self.frames.append(x[: self.keep].detach().clone())
+            self.times.append(float(t))
+
+    def result(self, x, nfe) -> SDESampleResult:
+        frames = torch.stack(self.frames) if self.frames else None
+        return SDESampleResult(x=x, frames=frames, frame_times=self.times, nfe=nfe)
+
+
+def _check(x: torch.Tensor, t: float, what: str, hint: str, radius: float) -> None:
+    finite = bool(torch.isfinite(x).all())
+    if finite and float(x.abs().max()) <= radius:
+        return
+    how = "became NaN/inf" if not finite else f"flew beyond |x| = {radius:g}"
+    raise SamplerDiverged(f"The {what} diverged: samples {how} at t = {t:.3g}; {hint}.",
+                          step=0, level=0)
+
+
+class _NonFinite(Exception):
+    def __init__(self, t: float):
+        super().__init__(t)
+        self.t = t
+
+
+def _time_grid(sde: SDE, n: int) -> torch.Tensor:
+    return torch.linspace(sde.T, sde.eps, n + 1, dtype=torch.float64)
+
+
+def _em_step(sde: SDE, score_fn, x, t: float, dt: float, noise: torch.Tensor | None):
+    """One reverse Euler–Maruyama step (dt > 0 is the size of the backward step)."""
+    s = score_fn(x, t)
+    f, g = sde.sde(x, t)
+    mean = x - (f - g**2 * s) * dt
+    if noise is None:
+        return mean
+    return mean + g * math.sqrt(dt) * noise
+
+
+def _langevin_corrector(sde: SDE, score_fn, x, t: float, snr: float, alpha: float,
+                        rng) -> torch.Tensor:
+    s = score_fn(x, t)
+    z = torch.randn(x.shape, generator=rng, dtype=x.dtype, device=x.device)
+    grad_norm = s.flatten(1).norm(dim=-1).mean()
+    noise_norm = z.flatten(1).norm(dim=-1).mean()
+    step = 2 * alpha * (snr * noise_norm / grad_norm.clamp_min(1e-12)) ** 2
+    return x + step * s + torch.sqrt(2 * step) * z
+
+
+def reverse_sde(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE, config: SDESamplerConfig,
+                rng: torch.Generator | None = None) -> SDESampleResult:
+    """Euler–Maruyama on the reverse SDE (config.sampler is ignored)."""
+    return _predictor_corrector(score_fn, x_init, sde, config, rng, corrector_steps=0)
+
+
+def predictor_corrector(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE,
+                        config: SDESamplerConfig, rng: torch.Generator | None = None
+                        ) -> SDESampleResult:
+    """Langevin corrector (snr r) then reverse-SDE Euler–Maruyama predictor at every time."""
+    return _predictor_corrector(score_fn, x_init, sde, config, rng,
+                                corrector_steps=config.corrector_steps)
+
+
+def _predictor_corrector(score_fn, x_init, sde, config, rng, corrector_steps: int):
+    config.validate()
+    n = config.steps
+    times = _time_grid(sde, n)
+    dt = float(sde.T - sde.eps) / n
+    x = x_init.clone()
+    rec = _Recorder(config, x.shape[0])
+    rec.add(x, float(times[0]), 0, force=True)
+    nfe = 0
+    what = "predictor–corrector sampler" if corrector_steps else "reverse-SDE sampler"
+    hint = ("try a smaller snr or more steps" if corrector_steps
+            else "try more steps, or check that the score model matches this SDE")
+    for i in range(n):
+        t = float(times[i])
+        for _ in range(corrector_steps):
+            x = _langevin_corrector(sde, score_fn, x, t, config.snr,
+                                    sde.corrector_alpha(t, n), rng)
+            nfe += 1
+        last = i == n - 1
+        noise = None if last else torch.randn(x.shape, generator=rng, dtype=x.dtype, device=x.device)
+        x = _em_step(sde, score_fn, x, t, dt, noise)
+        nfe += 1
+        if i % 10 == 9 or last:
+            _check(x, float(times[i + 1]), what, hint, config.blowup_radius)
+        rec.add(x, float(times[i + 1]), i + 1, force=last)
+    return rec.result(x, nfe)
+
+
+def probability_flow_ode(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE,
+                         config: SDESamplerConfig, rng: torch.Generator | None = None
+                         ) -> SDESampleResult:
+    """Deterministic sampling: the probability-flow ODE from t = 1 to eps with adaptive RK45."""
+    config.validate()
+    shape = x_init.shape
+    dtype = x_init.dtype
+    nfe = 0
+
+    def rhs(t, y):
+        nonlocal nfe
+        x = torch.from_numpy(y).to(dtype).reshape(shape)
+        s = score_fn(x, float(t))
+        nfe += 1
+        drift = sde.reverse_drift(x, float(t), s, probability_flow=True)
+        out = drift.detach().double().reshape(-1).numpy()
+        if not np.all(np.isfinite(out)):
+            raise _NonFinite(float(t))   # RK45 would shrink its step forever on NaN
+        return out
+
+    t_eval = None
+    if config.record_every:
+        n_frames = max(2, config.steps // config.record_every + 1)
+        t_eval = np.linspace(sde.T, sde.eps, n_frames)
+    y0 = x_init.detach().double().reshape(-1).numpy()
+    hint = "try a tighter tolerance, or check that the score model matches this SDE"
+    try:
+        sol = solve_ivp(rhs, (sde.T, sde.eps), y0, method="RK45", rtol=config.rtol,
+                        atol=config.atol, t_eval=t_eval)
+    except _NonFinite as err:
+        raise SamplerDiverged(f"The probability-flow ODE diverged: the drift became NaN/inf at "
+                              f"t = {err.t:.3g}; {hint}.", step=0, level=0) from None
+    if not sol.success or not np.all(np.isfinite(sol.y)):
+        raise SamplerDiverged(f"The probability-flow ODE solver failed ({sol.message.rstrip('.')}); "
+                              f"{hint}.", step=0, level=0)
+    x = torch.from_numpy(sol.y[:, -1].copy()).to(dtype).reshape(shape)
+    _check(x, sde.eps, "probability-flow ODE", hint, config.blowup_radius)
+    result = SDESampleResult(x=x, nfe=nfe)
+    if t_eval is not None:
+        keep = config.record_particles or shape[0]
+        frames = torch.from_numpy(sol.y.T.copy()).to(dtype).reshape(len(sol.t), *shape)
+        result.frames = frames[:, :keep]
+        result.frame_times = [float(t) for t in sol.t]
+    return result
+
+
+def sample(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE, config: SDESamplerConfig,
+           rng: torch.Generator | None = None) -> SDESampleResult:
+    """Dispatch on config.sampler (sde | pc | ode)."""
+    config.validate()
+    fn = {"sde": reverse_sde, "pc": predictor_corrector, "ode": probability_flow_ode}[config.sampler]
+    with torch.no_grad():
+        return fn(score_fn, x_init, sde, config, rng)
+
+
+# -- controllable generation: inpainting ---------------------------------------------------------
+
+def pc_inpaint(score_fn: ScoreFn, known: torch.Tensor, mask: torch.Tensor, sde: SDE,
+               config: SDESamplerConfig, rng: torch.Generator | None = None) -> SDESampleResult:
+    """Predictor–corrector inpainting (score_sde's controllable generation): after every corrector
+    and predictor step the known pixels (mask = 1) are replaced by a fresh forward-SDE draw of
+    the known data at the current time, x ← x·(1−m) + (m(t)·y + std(t)·z)·m, so the unknown
+    pixels are sampled from p_t(x_unknown | x_known). At the end the known pixels equal y."""
+    config.validate()
+    n = config.steps
+    times = _time_grid(sde, n)
+    dt = float(sde.T - sde.eps) / n
+    mask = mask.to(known.dtype)
+    x = sde.prior_sampling(known.shape, generator=rng, dtype=known.dtype)
+
+    def impose(x, t):
+        z = torch.randn(known.shape, generator=rng, dtype=known.dtype)
+        mean, std = sde.marginal_prob(known, t)
+        return x * (1 - mask) + (mean + std * z) * mask
+
+    rec = _Recorder(config, x.shape[0])
+    nfe = 0
+    with torch.no_grad():
+        x = impose(x, float(times[0]))
+        for i in range(n):
+            t = float(times[i])
+            for _ in range(config.corrector_steps):
+                x = _langevin_corrector(sde, score_fn, x, t, config.snr, sde.corrector_alpha(t, n), rng)
+                x = impose(x, t)
+                nfe += 1
+            last = i == n - 1
+            noise = None if last else torch.randn(x.shape, generator=rng, dtype=x.dtype)
+            x = _em_step(sde, score_fn, x, t, dt, noise)
+            nfe += 1
+            x = x * (1 - mask) + known * mask if last else impose(x, float(times[i + 1]))
+            if i % 10 == 9 or last:
+                _check(x, float(times[i + 1]), "inpainting sampler",
+                       "try a smaller snr or more steps", config.blowup_radius)
+            rec.add(x, float(times[i + 1]), i + 1, force=last)
+    return rec.result(x, nfe)

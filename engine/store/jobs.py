@@ -1,0 +1,162 @@
+"""Background jobs: each job is a `python -m engine …` subprocess writing its own run folder.
+
+A subprocess (not a thread) because cancelling is then just terminating it, a crash cannot take
+the app down, and CPU-heavy training does not starve the UI. The manager keeps no state that the
+folders do not: after a browser reload or a server restart, `runs()` finds every run again.
+At most `max_running` jobs run at once; the rest wait as "queued" and start as slots free up
+(any call to `runs()`, `pump()` or `submit()` starts them).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from engine.store.checkpoints import atomic_write_json
+from engine.store.runs import FINAL_STATES, RunInfo, _read_json, pid_alive, read_run
+
+from engine.paths import PROJECT_ROOT  # noqa: E402
+
+
+def default_runs_root() -> Path:
+    return Path(os.environ.get("SCORELAB_RUNS", PROJECT_ROOT / "runs"))
+
+
+def default_max_running() -> int:
+    # Two cores here: one training job (one thread) leaves the other core to the UI.
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+class JobManager:
+    def __init__(self, root=None, max_running: int | None = None, kill_after: float = 5.0):
+        self.root = Path(root) if root is not None else default_runs_root()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_running = max_running or default_max_running()
+        self.kill_after = kill_after
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+
+    # -- submitting and launching ------------------------------------------------------------
+    def submit(self, argv: list[str], name: str, config: dict | None = None,
+               threads: int = 1) -> Path:
+        """Queue `python -m engine ARGV --out RUN_DIR`; returns the run folder."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = self.root / f"{stamp}-{_slug(name)}-{uuid.uuid4().hex[:6]}"
+        run_dir.mkdir(parents=True)
+        # status.json first: a folder becomes visible to scans only once config.json exists.
+        atomic_write_json(run_dir / "status.json", {"state": "queued", "step": 0})
+        atomic_write_json(run_dir / "config.json", {
+            "name": name, "argv": list(argv), "config": config or {}, "created": time.time(),
+            "threads": threads,
+        })
+        self.pump()
+        return run_dir
+
+    def pump(self) -> None:
+        """Reap finished children, enforce pending kills, start queued runs while slots are free."""
+        with self._lock:
+            for key, proc in list(self._procs.items()):
+                if proc.poll() is not None:
+                    del self._procs[key]
+            infos = self._scan()
+            for info in infos:
+                self._finish_cancel(info)
+            running = sum(1 for i in infos if i.state in ("running", "starting"))
+            for info in sorted(infos, key=lambda i: i.created):
+                if running >= self.max_running:
+                    break
+                if info.state == "queued" and not (info.dir / "cancel").exists():
+                    self._launch(info)
+                    running += 1
+
+    def _launch(self, info: RunInfo) -> None:
+        argv = info.config.get("argv", [])
+        env = dict(os.environ)
+        threads = str(info.config.get("threads", 1))
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, SCORELAB_THREADS=threads,
+                   PYTHONUNBUFFERED="1")
+        log = open(info.dir / "log.txt", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", *argv, "--out", str(info.dir)],
+            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, start_new_session=True,  # own process group: cancel kills the whole tree
+        )
+        log.close()
+        self._procs[str(info.dir)] = proc
+        atomic_write_json(info.dir / "launch.json", {"pid": proc.pid, "launched": time.time()})
+
+    # -- reading -------------------------------------------------------------------------------
+    def _scan(self) -> list[RunInfo]:
+        if not self.root.exists():
+            return []
+        return [read_run(d) for d in self.root.iterdir() if (d / "config.json").exists()]
+
+    def runs(self) -> list[RunInfo]:
+        """Every run under the root, newest first (starting queued ones when slots are free)."""
+        self.pump()
+        return sorted(self._scan(), key=lambda i: i.created, reverse=True)
+
+    def get(self, run_dir) -> RunInfo:
+        self.pump()
+        return read_run(run_dir)
+
+    # -- cancelling ------------------------------------------------------------------------------
+    def cancel(self, run_dir) -> RunInfo:
+        """Ask the worker to stop (it saves what it has and exits); killed if it does not."""
+        run_dir = Path(run_dir)
+        info = read_run(run_dir)
+        if info.state in FINAL_STATES:
+            return info
+        (run_dir / "cancel").write_text(str(time.time()))
+        if info.state == "queued":
+            atomic_write_json(run_dir / "status.json",
+                              {**info.status, "state": "cancelled", "message": "Cancelled before it started."})
+        else:
+            pid = (_read_json(run_dir / "launch.json", {}) or {}).get("pid")
+            if pid and pid_alive(pid):
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        self.pump()
+        return read_run(run_dir)
+
+    def _finish_cancel(self, info: RunInfo) -> None:
+        """A cancelled worker that ignores SIGTERM past `kill_after` seconds is killed."""
+        flag = info.dir / "cancel"
+        if info.state not in ("running", "starting") or not flag.exists():
+            return
+        try:
+            asked = float(flag.read_text() or 0)
+        except (OSError, ValueError):
+            asked = 0.0
+        if time.time() - asked < self.kill_after:
+            return
+        pid = (_read_json(info.dir / "launch.json", {}) or {}).get("pid")
+        if pid and pid_alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        atomic_write_json(info.dir / "status.json",
+                          {**info.status, "state": "cancelled", "message": "Cancelled (stopped by force)."})
+
+    def wait(self, run_dir, timeout: float = 120.0, poll: float = 0.2) -> RunInfo:
+        """Block until the run reaches a final state (for the CLI and tests, never the UI)."""
+        deadline = time.time() + timeout
+        while True:
+            info = self.get(run_dir)
+            if info.state in FINAL_STATES or time.time() > deadline:
+                return info
+            time.sleep(poll)
+
+
+def _slug(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.lower())
+    return keep.strip("-")[:40] or "run"
