@@ -12,7 +12,7 @@ import torch
 from engine.render import mixing as render
 from engine.store.checkpoints import CheckpointError, load_score_fn, read_meta
 from engine.lab.mixing import MixConfig, run_mix
-from engine.store.jobs import default_runs_root
+from engine.paths import default_runs_root
 from engine.store.runs import run_checkpoints
 from engine.samplers.schedules import ScheduleError
 from engine.samplers.langevin import SamplerDiverged

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.store.jobs import JobManager, default_runs_root
+from engine.paths import default_runs_root
+from engine.store.jobs import JobManager
 
 
 def ensure_app() -> None:

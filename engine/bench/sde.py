@@ -119,11 +119,3 @@ def run(args) -> int:
               f"{r['sliced_wasserstein']:10.4f} {r['seconds']:7.2f}")
     return 0
 
-
-if __name__ == "__main__":  # python -m engine.bench.sde [flags] (same as python -m engine bench sde)
-    import argparse
-    import sys
-
-    _p = argparse.ArgumentParser(prog="python -m engine.bench.sde")
-    add_arguments(_p)
-    sys.exit(run(_p.parse_args()))

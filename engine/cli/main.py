@@ -16,6 +16,7 @@ COMMANDS = {
     "sample": ("engine.cli.sample", "sample an image grid from a checkpoint"),
     "eval": ("engine.cli.eval", "quality figures of MNIST samples as JSON"),
     "nll": ("engine.cli.nll", "probability-flow ODE negative log-likelihood"),
+    "ship": ("engine.cli.ship", "copy trained MNIST runs into checkpoints/ and update the manifest"),
     "train-sde": ("engine.training.sde", "train a time-conditional score model s(x, t) (2d | mnist)"),
 }
 

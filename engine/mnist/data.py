@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.paths import PROJECT_ROOT  # noqa: E402
+from engine.paths import PROJECT_ROOT
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",

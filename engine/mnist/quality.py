@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 from scipy import linalg
 
-from engine.paths import PROJECT_ROOT  # noqa: E402
-CLASSIFIER = PROJECT_ROOT / "checkpoints" / "mnist_classifier"
+from engine.paths import CHECKPOINTS
+
+CLASSIFIER = CHECKPOINTS / "mnist_classifier"
 
 
 def frechet_distance(mu_a, cov_a, mu_b, cov_b) -> float:

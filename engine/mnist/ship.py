@@ -1,6 +1,6 @@
 """Copy trained MNIST models into checkpoints/ and record them in checkpoints/manifest.json.
 
-    python -m engine.mnist.ship --ncsn RUN_DIR [--baseline RUN_DIR] [--n 64] [--seed 0]
+    python -m engine ship --ncsn RUN_DIR [--baseline RUN_DIR] [--n 64] [--seed 0]
 
 For each model: the EMA weights and their JSON (config, schedule, data, steps, wall time), an
 example grid (64 images, default settings, seed 0) next to it, and the classifier figures of those
@@ -10,15 +10,14 @@ exists. Other entries of the manifest are kept.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 from engine.store.checkpoints import atomic_write_json, read_meta
-from engine.store.registry import CHECKPOINTS, MANIFEST, read_manifest
+from engine.paths import CHECKPOINTS, MANIFEST
+from engine.store.registry import read_manifest
 
 
 def ship(run_dir: str, name: str, title: str, n: int, seed: int, command: str | None) -> dict:
@@ -56,31 +55,21 @@ def ship(run_dir: str, name: str, title: str, n: int, seed: int, command: str | 
     return entry
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engine.mnist.ship")
-    p.add_argument("--ncsn", default=None)
-    p.add_argument("--baseline", default=None)
-    p.add_argument("--ncsn-command", default=None)
-    p.add_argument("--baseline-command", default=None)
-    p.add_argument("--n", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
-    args = p.parse_args(argv)
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
+def ship_models(ncsn: str | None, baseline: str | None, n: int = 64, seed: int = 0,
+                ncsn_command: str | None = None, baseline_command: str | None = None,
+                log=print) -> dict:
+    """Ship the given runs (and the classifier's entry) into checkpoints/; returns the manifest."""
     manifest = read_manifest()
     entries = manifest["checkpoints"]
-    if args.ncsn:
-        entries["ncsn_mnist"] = ship(args.ncsn, "ncsn_mnist",
-                                     "NCSN on MNIST (shipped, annealed Langevin)", args.n, args.seed,
-                                     args.ncsn_command)
-        print(json.dumps(entries["ncsn_mnist"]["metrics"]))
-    if args.baseline:
-        entries["dsm_mnist_baseline"] = ship(args.baseline, "dsm_mnist_baseline",
+    if ncsn:
+        entries["ncsn_mnist"] = ship(ncsn, "ncsn_mnist", "NCSN on MNIST (shipped, annealed Langevin)",
+                                     n, seed, ncsn_command)
+        log(json.dumps(entries["ncsn_mnist"]["metrics"]))
+    if baseline:
+        entries["dsm_mnist_baseline"] = ship(baseline, "dsm_mnist_baseline",
                                              "Single-σ DSM baseline (shipped, plain Langevin)",
-                                             args.n, args.seed, args.baseline_command)
-        print(json.dumps(entries["dsm_mnist_baseline"]["metrics"]))
+                                             n, seed, baseline_command)
+        log(json.dumps(entries["dsm_mnist_baseline"]["metrics"]))
     clf = CHECKPOINTS / "mnist_classifier"
     if clf.with_suffix(".json").exists():
         meta = read_meta(clf)
@@ -94,9 +83,5 @@ def main(argv=None) -> int:
         }
     manifest["checkpoints"] = entries
     atomic_write_json(MANIFEST, manifest)
-    print(f"wrote {MANIFEST}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    log(f"wrote {MANIFEST}")
+    return manifest

@@ -18,14 +18,9 @@ import time
 import uuid
 from pathlib import Path
 
+from engine.paths import PROJECT_ROOT, default_runs_root
 from engine.store.checkpoints import atomic_write_json
-from engine.store.runs import FINAL_STATES, RunInfo, _read_json, pid_alive, read_run
-
-from engine.paths import PROJECT_ROOT  # noqa: E402
-
-
-def default_runs_root() -> Path:
-    return Path(os.environ.get("SCORELAB_RUNS", PROJECT_ROOT / "runs"))
+from engine.store.runs import FINAL_STATES, RunInfo, pid_alive, read_json, read_run
 
 
 def default_max_running() -> int:
@@ -118,7 +113,7 @@ class JobManager:
             atomic_write_json(run_dir / "status.json",
                               {**info.status, "state": "cancelled", "message": "Cancelled before it started."})
         else:
-            pid = (_read_json(run_dir / "launch.json", {}) or {}).get("pid")
+            pid = (read_json(run_dir / "launch.json", {}) or {}).get("pid")
             if pid and pid_alive(pid):
                 try:
                     os.killpg(pid, signal.SIGTERM)
@@ -138,7 +133,7 @@ class JobManager:
             asked = 0.0
         if time.time() - asked < self.kill_after:
             return
-        pid = (_read_json(info.dir / "launch.json", {}) or {}).get("pid")
+        pid = (read_json(info.dir / "launch.json", {}) or {}).get("pid")
         if pid and pid_alive(pid):
             try:
                 os.killpg(pid, signal.SIGKILL)

@@ -27,7 +27,7 @@ from engine.store.checkpoints import atomic_write_json
 FINAL_STATES = ("finished", "failed", "cancelled", "interrupted")
 
 
-def _read_json(path: Path, default=None):
+def read_json(path: Path, default=None):
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
@@ -128,15 +128,15 @@ def pid_alive(pid: int | None) -> bool:
 
 def read_run(run_dir) -> RunInfo:
     d = Path(run_dir)
-    config = _read_json(d / "config.json", {}) or {}
-    status = _read_json(d / "status.json", {}) or {}
-    launch = _read_json(d / "launch.json", {}) or {}
+    config = read_json(d / "config.json", {}) or {}
+    status = read_json(d / "status.json", {}) or {}
+    launch = read_json(d / "launch.json", {}) or {}
     state = status.get("state", "queued")
     if state == "queued" and launch:
         state = "starting"
     if state in ("running", "starting") and not pid_alive(launch.get("pid") or status.get("pid")):
         # Re-read: the worker may have written its final state just now.
-        status = _read_json(d / "status.json", {}) or {}
+        status = read_json(d / "status.json", {}) or {}
         state = status.get("state", state)
         if state not in FINAL_STATES:
             # Asked to stop and gone: a cancel that landed before the worker could say so.

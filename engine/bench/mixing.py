@@ -1,0 +1,185 @@
+"""python -m engine bench mixing: the exact-score mixture sampler's throughput in particle-steps/s
+against a plain NumPy loop of the same chain in the same run, and the script time of a Langevin
+page rerun after a slider change at the defaults (AppTest in ui/page_bench.py, run as a subprocess:
+the engine imports no Streamlit; first run excluded). Measurements, not tests: ratios hold on a
+noisy machine, absolute times do not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+
+from engine.paths import PROJECT_ROOT
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--particles", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=1000, help="Langevin steps per measurement")
+    p.add_argument("--repeats", type=int, default=3, help="measurements; the median is reported")
+    p.add_argument("--no-page", action="store_true", help="skip the page-rerun measurement")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+# -- sampler throughput ----------------------------------------------------------------------
+
+def _numpy_chain(x0, means, variances, weights, step_size: float, steps: int, seed: int):
+    """The same plain Langevin chain written as a direct NumPy loop (float32, like the engine)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = x0.astype(np.float32).copy()
+    mu = means[:, None, :].astype(np.float32)                      # (K, 1, d)
+    neg_inv_var = (-1.0 / variances)[:, None, :].astype(np.float32)
+    const = (np.log(weights) - 0.5 * np.log(variances).sum(-1))[:, None].astype(np.float32)
+    noise = rng.standard_normal((steps, *x.shape), dtype=np.float32) * np.float32(math.sqrt(step_size))
+    half = np.float32(step_size / 2)
+    for t in range(steps):
+        diff = x[None] - mu                                         # (K, N, d)
+        scaled = diff * neg_inv_var                                 # −(x − μ_k)/v_k
+        logits = const + 0.5 * (diff * scaled).sum(-1)
+        logits -= logits.max(0)
+        e = np.exp(logits)
+        resp = e / e.sum(0)
+        score = (resp[..., None] * scaled).sum(0)
+        x = x + half * score + noise[t]
+    return x
+
+
+def _throughput(particles: int, steps: int, repeats: int) -> dict:
+    import numpy as np
+    import torch
+
+    from engine.samplers.langevin import (init_particles, langevin_dynamics, mixture_langevin_chains,
+                           plain_schedule, small_tensor_threads)
+    from engine.targets import seeds_mixture
+
+    mixture = seeds_mixture()
+    x0 = init_particles("uniform:-8,8", particles, 2, generator=torch.Generator().manual_seed(0))
+    schedule = plain_schedule(0.1, steps)
+    means = np.array(mixture.means, dtype=np.float64)
+    variances = np.array(mixture.stds, dtype=np.float64) ** 2
+    weights = np.array(mixture.weights, dtype=np.float64)
+
+    torch_s, numpy_s = [], []
+    torch_x = numpy_x = None
+    with small_tensor_threads(particles * 2), torch.no_grad():
+        threads = torch.get_num_threads()
+        langevin_dynamics(mixture.score, x0, plain_schedule(0.1, 10), torch.Generator().manual_seed(1))
+        for r in range(repeats):  # interleaved, so both see the same machine load
+            start = time.process_time()
+            torch_x = langevin_dynamics(mixture.score, x0, schedule,
+                                        torch.Generator().manual_seed(1 + r)).x
+            torch_s.append(time.process_time() - start)
+            start = time.process_time()
+            numpy_x = _numpy_chain(x0.numpy(), means, variances, weights, 0.1, steps, seed=1 + r)
+            numpy_s.append(time.process_time() - start)
+        # The page's way: plain and annealed (L·T = steps) advance together as one batch.
+        from engine.lab.mixing import MixConfig, schedule_for
+        pair = [schedule_for(MixConfig(sampler="langevin", steps=steps)),
+                schedule_for(MixConfig(sampler="annealed", steps=max(1, steps // 10)))]
+        batched_s = []
+        if pair[0].total_steps == pair[1].total_steps:
+            for r in range(repeats):
+                start = time.process_time()
+                mixture_langevin_chains(mixture, [x0, x0], pair,
+                                        [torch.Generator().manual_seed(1 + r) for _ in pair])
+                batched_s.append(time.process_time() - start)
+    from engine.metrics import mode_weights
+
+    t_med, n_med = statistics.median(torch_s), statistics.median(numpy_s)
+    b_med = statistics.median(batched_s) if batched_s else float("nan")
+    work = particles * steps
+    return {
+        "particles": particles, "steps": steps, "repeats": repeats, "torch_threads": threads,
+        "engine_particle_steps_per_s": work / t_med,
+        "numpy_particle_steps_per_s": work / n_med,
+        "engine_over_numpy": n_med / t_med,
+        "engine_batched_pair_particle_steps_per_s": 2 * work / b_med,
+        "engine_seconds": t_med, "numpy_seconds": n_med,
+        "engine_us_per_step": 1e6 * t_med / steps, "numpy_us_per_step": 1e6 * n_med / steps,
+        # The same chain (different noise draws): both should leave the weights near ½, ½.
+        "engine_mode_weights": [round(float(v), 3) for v in mode_weights(torch_x, mixture)],
+        "numpy_mode_weights": [round(float(v), 3) for v in
+                               mode_weights(torch.from_numpy(numpy_x), mixture)],
+    }
+
+
+# -- page rerun time ---------------------------------------------------------------------------
+
+def _page_rerun(repeats: int) -> dict:
+    """Langevin page rerun times, measured by page_bench.py (next to app.py: the engine imports
+    no Streamlit) in a subprocess, then the sampling a weight change triggers, timed alone."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "ui" / "page_bench.py"), "--repeats", str(repeats)],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = (proc.stderr.strip() or "no output").splitlines()
+        raise ValueError(f"the page benchmark failed: {lines[-1]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    # Where the time goes: the sampling a weight change triggers, timed alone — both samplers
+    # batched as the page runs them (run_mixes), and one after the other (run_mix ×2).
+    from dataclasses import replace
+
+    from engine.lab.mixing import MixConfig, run_mix, run_mixes
+    base = MixConfig(weights=(0.45, 0.55), record_every=25, record_particles=300)
+    batched, separate, batched_cpu = [], [], []
+    for _ in range(repeats):
+        pair = (replace(base, sampler="langevin", steps=1000), replace(base, sampler="annealed"))
+        start, start_cpu = time.perf_counter(), time.process_time()
+        run_mixes(pair)
+        batched.append(time.perf_counter() - start)
+        batched_cpu.append(time.process_time() - start_cpu)
+        start = time.perf_counter()
+        for config in pair:
+            run_mix(config)
+        separate.append(time.perf_counter() - start)
+        base = replace(base, weights=(base.weights[0] - 0.01, base.weights[1] + 0.01))
+    out["both_samplers_batched_ms"] = 1e3 * statistics.median(batched)
+    out["both_samplers_batched_cpu_ms"] = 1e3 * statistics.median(batched_cpu)
+    out["both_samplers_separate_ms"] = 1e3 * statistics.median(separate)
+    return out
+
+
+def run(args) -> int:
+    try:
+        with open("/proc/loadavg") as f:
+            load = float(f.read().split()[0])
+    except OSError:
+        load = float("nan")
+    result = {"load_average_1min": load, "throughput": _throughput(args.particles, args.steps,
+                                                                   args.repeats)}
+    if not args.no_page:
+        result["page"] = _page_rerun(args.repeats)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    t = result["throughput"]
+    print(f"machine load (1 min): {load:.2f}")
+    print(f"exact-score plain Langevin, {t['particles']} particles × {t['steps']} steps, CPU time, "
+          f"median of {t['repeats']} (torch threads: {t['torch_threads']}):")
+    print(f"  engine (torch)  {t['engine_particle_steps_per_s']:>12,.0f} particle-steps/s  "
+          f"({t['engine_us_per_step']:.0f} µs/step)  weights {t['engine_mode_weights']}")
+    print(f"  plain NumPy     {t['numpy_particle_steps_per_s']:>12,.0f} particle-steps/s  "
+          f"({t['numpy_us_per_step']:.0f} µs/step)  weights {t['numpy_mode_weights']}")
+    print(f"  engine / NumPy  {t['engine_over_numpy']:.2f}x")
+    print(f"  engine, plain + annealed batched as on the page  "
+          f"{t['engine_batched_pair_particle_steps_per_s']:>12,.0f} particle-steps/s")
+    if "page" in result:
+        p = result["page"]
+        print("Langevin page rerun at the defaults (AppTest, first run excluded; wall time is an "
+              "upper bound on script time, CPU time excludes waiting for a busy core):")
+        for key, what in (("weight_slider", "weight slider (both samplers rerun)"),
+                          ("sigma_max_slider", "σ_max slider (both rerun, batched)"),
+                          ("cached_rerun", "rerun, nothing changed (cached)")):
+            print(f"  {what:<36} wall median {p[key + '_median_ms']:>5.0f} ms "
+                  f"{[round(v) for v in p[key + '_ms']]}   CPU median {p[key + '_cpu_median_ms']:>5.0f} ms")
+        print(f"  sampling alone (both samplers): batched as the page {p['both_samplers_batched_ms']:.0f} ms "
+              f"(CPU {p['both_samplers_batched_cpu_ms']:.0f} ms), one after the other "
+              f"{p['both_samplers_separate_ms']:.0f} ms (medians)")
+    return 0

@@ -1,0 +1,27 @@
+"""python -m engine ship --ncsn RUN_DIR [--baseline RUN_DIR]: copy trained MNIST models into
+checkpoints/ with an example grid and their quality figures, and record them in the manifest."""
+
+from __future__ import annotations
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--ncsn", default=None, help="run folder of the NCSN to ship as checkpoints/ncsn_mnist")
+    p.add_argument("--baseline", default=None,
+                   help="run folder of the single-σ DSM model to ship as checkpoints/dsm_mnist_baseline")
+    p.add_argument("--ncsn-command", default=None, help="the training command, recorded in the manifest")
+    p.add_argument("--baseline-command", default=None, help="the training command, recorded in the manifest")
+    p.add_argument("--n", type=int, default=64, help="images in the example grid (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed of the example grid (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+
+
+def run(args) -> int:
+    if not (args.ncsn or args.baseline):
+        raise ValueError("Name a run folder to ship with --ncsn and/or --baseline.")
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    from engine.mnist.ship import ship_models
+
+    ship_models(args.ncsn, args.baseline, args.n, args.seed, args.ncsn_command, args.baseline_command)
+    return 0
