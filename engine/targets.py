@@ -117,7 +117,7 @@ class GaussianMixture:
         # Fast path for a float σ (the samplers' case). Layout (K, d, N): particles along the
         # contiguous last axis, so the small reductions over d and K are vectorised over N
         # (about 1.5-2x faster than (K, N, d) for 2D particle sets; the numbers are identical).
-        mean_col, neg_inv_var, const = self._level_constants(x, float(sigma))
+        mean_col, neg_inv_var, const = self.score_constants(x, float(sigma))
         diff = x.T.unsqueeze(0) - mean_col                     # (K, d, N)
         scaled = diff * neg_inv_var                            # −(x − μ_k)/v_k
         logits = torch.add(const, (diff * scaled).sum(1), alpha=0.5)  # (K, N)
@@ -133,9 +133,11 @@ class GaussianMixture:
         resp = torch.softmax(logits, dim=-1)
         return -(resp.unsqueeze(-1) * scaled).sum(-2)
 
-    def _level_constants(self, x: torch.Tensor, sigma: float):
-        """(μ_k, −1/v_k with v_k = s_k² + σ², log w_k − ½ log|V_k|) for a float σ, shaped for the
-        (K, d, N) layout of the fast score path."""
+    def score_constants(self, x: torch.Tensor, sigma: float):
+        """(μ_k, −1/v_k, log w_k − ½ log|V_k|) with v_k = s_k² + σ², for a float σ: the constants of
+        one noise level in the score above, shaped (K, d, 1), (K, d, 1), (K, 1) for its (K, d, N)
+        layout and cached per (device, dtype, σ). The batched Langevin chains
+        (engine.samplers.langevin.mixture_langevin_chains) evaluate the same score with them."""
         key = (x.device, x.dtype, sigma)
         cache = self.__dict__.setdefault("_level_cache", {})
         found = cache.get(key)
@@ -162,14 +164,6 @@ class GaussianMixture:
         comp = torch.multinomial(log_w.exp(), n, replacement=True, generator=generator)
         noise = torch.randn(n, self.dim, generator=generator)
         return means[comp] + var[comp].sqrt() * noise, comp
-
-    def largest_pairwise_distance(self) -> float:
-        """max ||μ_i − μ_j|| plus a few stds: NCSNv2's σ_1 rule applied to the target."""
-        means, _, var = self.tensors(dtype=torch.float64)
-        spread = 3.0 * float(var.max().sqrt())
-        if self.n_components == 1:
-            return 2 * spread
-        return float(torch.cdist(means, means).max()) + 2 * spread
 
     def to_dict(self) -> dict:
         return {"means": [list(m) for m in self.means], "weights": list(self.weights),

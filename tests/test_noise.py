@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from engine.samplers.schedules import (ScheduleError, code_to_paper_step, geometric_sigmas,
-                          largest_pairwise_distance, levels_for, ncsnv2_schedule, overlap,
-                          ratio_from_overlap, step_rule_objective, step_size_rule)
+from engine.samplers.schedules import (ScheduleError, annealed_step_sizes, code_to_paper_step,
+                                      geometric_sigmas, largest_pairwise_distance, levels_for,
+                                      ncsnv2_schedule, ncsnv2_step_size, overlap,
+                                      paper_to_code_step, ratio_from_overlap, step_rule_objective)
 
 
 def test_geometric_sigmas_have_constant_ratio_and_endpoints():
@@ -46,13 +47,20 @@ def test_overlap_rule_matches_formula_and_mnist_ratio():
 def test_step_size_rule_reproduces_ncsnv2_cifar10_config():
     # CIFAR-10: σ 50 → 0.01 over L = 232 levels, T = 5 → ε = 6.2e-6 (code form)
     gamma = (50 / 0.01) ** (1 / 231)
-    eps = step_size_rule(0.01, gamma, 5)
+    alpha = ncsnv2_step_size(0.01, gamma, 5)  # paper form
+    eps = paper_to_code_step(alpha)
     assert eps == pytest.approx(6.2e-6, rel=0.01)
     # "as close to 1 as possible": ε is the minimiser of |f(ε) − 1| (f never reaches 1 here)
     dist = lambda e: abs(step_rule_objective(e, 0.01, gamma, 5) - 1)  # noqa: E731
     assert dist(eps) <= min(dist(eps * 0.9), dist(eps * 1.1))
     assert dist(eps) < 0.06
-    assert code_to_paper_step(eps) == pytest.approx(2 * eps)
+    assert code_to_paper_step(eps) == pytest.approx(2 * eps) and alpha == 2 * eps
+
+
+def test_annealed_step_sizes_are_eps_sigma_ratio_squared():
+    sigmas = (20.0, 5.0, 2.0, 1.0)
+    assert annealed_step_sizes(0.1, sigmas) == pytest.approx((40.0, 2.5, 0.4, 0.1))
+    assert annealed_step_sizes(0.3, (0.5,)) == (0.3,)  # one level: α = ε
 
 
 def test_ncsnv2_schedule_from_data_is_consistent():

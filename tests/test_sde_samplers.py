@@ -74,3 +74,29 @@ def test_pc_with_fewer_steps_than_beta_max_does_not_break():
     assert sde.corrector_alpha(0.0, 1000) == pytest.approx(1 - 0.1 / 1000)
     out = run_sde_mix(SDEMixConfig(sampler="pc", sde="vp", steps=10, particles=200)).summary()
     assert out["nfe"] == 20 and sum(out["mode_weights"]) == pytest.approx(1.0)
+
+
+def test_one_pc_step_is_the_paper_form_corrector_then_the_reverse_euler_mean():
+    """N = 1: the Langevin corrector x + (a/2)s + √a z with a = 2ε, ε = 2α(r‖z‖/‖s‖)² (α = 1 for
+    VE), then the last predictor step returns the reverse-SDE mean x + g² s Δt (f = 0 for VE)."""
+    from engine.samplers.reverse import predictor_corrector
+
+    sde = make_sde("ve", 0.1, 10.0)
+    score = lambda x, t: -x / (1 + sde.std(t) ** 2)  # noqa: E731 — N(0, I) data, exact
+    x0 = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    out = predictor_corrector(score, x0, sde, SDESamplerConfig(steps=1, snr=0.2),
+                              torch.Generator().manual_seed(1))
+    z = torch.randn(5, 2, generator=torch.Generator().manual_seed(1))
+    s = score(x0, 1.0)
+    a = 2 * (2 * 1.0 * (0.2 * z.norm(dim=1).mean() / s.norm(dim=1).mean()) ** 2)
+    x = x0 + a / 2 * s + a.sqrt() * z
+    expect = x + sde.diffusion(1.0) ** 2 * score(x, 1.0) * (1 - sde.eps)
+    assert torch.allclose(out.x, expect, rtol=1e-5, atol=1e-5) and out.nfe == 2
+
+
+def test_langevin_step_is_the_paper_form():
+    from engine.samplers.langevin import langevin_step
+
+    x, s, z = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 4.0]), torch.tensor([1.0, -1.0])
+    assert torch.allclose(langevin_step(x, s, 0.04, z), x + 0.02 * s + 0.2 * z)
+    assert torch.allclose(langevin_step(x, s, torch.tensor(0.04), z), x + 0.02 * s + 0.2 * z)

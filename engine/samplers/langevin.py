@@ -6,6 +6,8 @@ Update (seeds' / paper form):  x ← x + (α/2)·s(x, σ_i) + √α·z,  z ~ N(0
 Plain Langevin is one level (σ = 0 for an exact score); annealed Langevin runs the levels
 σ_1 > … > σ_L in turn with α_i = ε·σ_i²/σ_L² and T steps per level, each level starting where the
 previous ended. The optional final denoising step is Tweedie's x ← x + σ_L²·s(x, σ_L).
+`langevin_step` is the one update; the predictor–corrector's corrector (engine.samplers.reverse)
+uses it too.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from engine.samplers.schedules import geometric_sigmas
+from engine.samplers.schedules import annealed_step_sizes, geometric_sigmas
 
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -55,8 +57,7 @@ def annealed_schedule(eps: float, steps_per_level: int, sigma_max: float, sigma_
                       levels: int, **kw) -> LangevinSchedule:
     """Annealed Langevin: geometric σ_i and α_i = ε·σ_i²/σ_L²."""
     sigmas = geometric_sigmas(sigma_max, sigma_min, levels)
-    step_sizes = tuple(eps * s**2 / sigmas[-1] ** 2 for s in sigmas)
-    return LangevinSchedule(sigmas, step_sizes, int(steps_per_level), **kw)
+    return LangevinSchedule(sigmas, annealed_step_sizes(eps, sigmas), int(steps_per_level), **kw)
 
 
 SMALL_WORK = 1 << 15  # tensors up to this many elements run fastest on one intra-op thread
@@ -90,6 +91,12 @@ class SampleResult:
     nfe: int = 0                             # score evaluations
 
 
+def langevin_step(x: torch.Tensor, score: torch.Tensor, alpha, z: torch.Tensor) -> torch.Tensor:
+    """One Langevin step in the paper form: x + (α/2)·s + √α·z (α a float or a 0-d tensor)."""
+    root = torch.sqrt(alpha) if torch.is_tensor(alpha) else math.sqrt(alpha)
+    return x + (alpha / 2) * score + root * z
+
+
 def langevin_dynamics(score_fn: ScoreFn, x_init: torch.Tensor, schedule: LangevinSchedule,
                       rng: torch.Generator | None = None) -> SampleResult:
     """Run (annealed) Langevin dynamics; raises SamplerDiverged on NaN/inf or blow-up."""
@@ -105,17 +112,12 @@ def langevin_dynamics(score_fn: ScoreFn, x_init: torch.Tensor, schedule: Langevi
     nfe = 0
     check_every = 10
     for level, (sigma, alpha) in enumerate(zip(schedule.sigmas, schedule.step_sizes)):
-        noise_scale = math.sqrt(alpha)
-        half_alpha = alpha / 2
         # One randn call per level is much faster than one per step for small particle sets.
-        noise = torch.randn((schedule.steps_per_level, n, *d), generator=rng,
-                            dtype=x.dtype, device=x.device)
-        noise.mul_(noise_scale)  # √α z for the whole level in one op (same numbers as per step)
+        z = torch.randn((schedule.steps_per_level, n, *d), generator=rng,
+                        dtype=x.dtype, device=x.device)
         for t in range(schedule.steps_per_level):
-            s = score_fn(x, sigma)
+            x = langevin_step(x, score_fn(x, sigma), alpha, z[t])
             nfe += 1
-            x = x + half_alpha * s
-            x += noise[t]
             step += 1
             if step % check_every == 0 or t == schedule.steps_per_level - 1:
                 _check(x, step, level, sigma, alpha, schedule)
@@ -135,10 +137,6 @@ def langevin_dynamics(score_fn: ScoreFn, x_init: torch.Tensor, schedule: Langevi
     stacked = torch.stack(frames) if frames else None
     return SampleResult(x=x, frames=stacked, frame_steps=frame_steps, frame_levels=frame_levels,
                         nfe=nfe)
-
-
-# The annealed sampler is the same chain over a multi-level schedule.
-annealed_langevin = langevin_dynamics
 
 
 def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
@@ -189,7 +187,7 @@ def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
                                     device=device)
                 noise.mul_(math.sqrt(alpha))
                 noises[b] = noise.transpose(1, 2)                    # (T, d, N) view
-                _, niv, c = mixture._level_constants(x_inits[b], float(s.sigmas[level]))
+                _, niv, c = mixture.score_constants(x_inits[b], float(s.sigmas[level]))
                 neg_inv_var[b] = niv
                 const[b] = c
                 half[b] = alpha / 2

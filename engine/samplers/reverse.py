@@ -10,11 +10,15 @@ of N steps, Δt = −(1 − eps)/N.
       x ← x − (f − g² s)|Δt| + g √|Δt| z;   the last step returns the mean (no noise).
   NFE = N.
 - Predictor–corrector: at each time, `corrector_steps` Langevin corrector steps, then the
-  Euler–Maruyama predictor step (score_sde's order). Corrector (code form, ε the step):
-      ε = 2 α (r ‖z‖ / ‖s‖)²,  x ← x + ε s + √(2ε) z,
-  norms per sample then averaged over the batch, α = 1 (VE) or 1 − β_i (VP, sub-VP).
-  In the seeds' form x + (a/2)s + √a z this is a = 2ε. r is the signal-to-noise ratio ("snr"):
-  the size of the score step relative to the noise; NFE = N·(corrector_steps + 1).
+  Euler–Maruyama predictor step (score_sde's order). The corrector is the seeds' Langevin step
+  x ← x + (a/2) s + √a z (engine.samplers.langevin.langevin_step) with score_sde's step size,
+  stated there in the code form and converted at the edge, a = 2ε:
+      ε = 2 α (r ‖z‖ / ‖s‖)²,   a = 2ε = 4 α (r ‖z‖ / ‖s‖)²,
+  norms per sample then averaged over the batch, α = 1 (VE) or 1 − β_i (VP, sub-VP). r is the
+  signal-to-noise ratio ("snr"): the size of the score step relative to the noise;
+  NFE = N·(corrector_steps + 1).
+- Inpainting (`pc_inpaint`) is the same predictor–corrector loop with the known pixels replaced
+  by a forward-SDE draw of the known data after every step (score_sde's controllable generation).
 - Probability-flow ODE dx/dt = f − ½ g² s, solved from t = 1 to eps with scipy's adaptive
   RK45 (solve_ivp, rtol = atol = 1e-5 by default). NFE = the solver's function evaluations.
 
@@ -31,7 +35,8 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from engine.samplers.langevin import SamplerDiverged
+from engine.samplers.langevin import SamplerDiverged, langevin_step
+from engine.samplers.schedules import code_to_paper_step
 from engine.sde.sdes import SDE
 
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
@@ -117,14 +122,14 @@ def _em_step(sde: SDE, score_fn, x, t: float, dt: float, noise: torch.Tensor | N
     return mean + g * math.sqrt(dt) * noise
 
 
-def _langevin_corrector(sde: SDE, score_fn, x, t: float, snr: float, alpha: float,
-                        rng) -> torch.Tensor:
+def _langevin_corrector(score_fn, x, t: float, snr: float, alpha: float, rng) -> torch.Tensor:
+    """One corrector step x + (a/2) s + √a z with a = 2ε, ε = 2α(r‖z‖/‖s‖)² (score_sde's code form)."""
     s = score_fn(x, t)
     z = torch.randn(x.shape, generator=rng, dtype=x.dtype, device=x.device)
     grad_norm = s.flatten(1).norm(dim=-1).mean()
     noise_norm = z.flatten(1).norm(dim=-1).mean()
-    step = 2 * alpha * (snr * noise_norm / grad_norm.clamp_min(1e-12)) ** 2
-    return x + step * s + torch.sqrt(2 * step) * z
+    eps_code = 2 * alpha * (snr * noise_norm / grad_norm.clamp_min(1e-12)) ** 2
+    return langevin_step(x, s, code_to_paper_step(eps_code), z)
 
 
 def reverse_sde(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE, config: SDESamplerConfig,
@@ -141,7 +146,10 @@ def predictor_corrector(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE,
                                 corrector_steps=config.corrector_steps)
 
 
-def _predictor_corrector(score_fn, x_init, sde, config, rng, corrector_steps: int):
+def _predictor_corrector(score_fn, x_init, sde, config, rng, corrector_steps: int,
+                         condition=None, what: str | None = None):
+    """The one PC loop. `condition(x, t, final)`, when given, is applied after every corrector and
+    predictor step (inpainting replaces the known pixels there); final marks the last step."""
     config.validate()
     n = config.steps
     times = _time_grid(sde, n)
@@ -150,19 +158,22 @@ def _predictor_corrector(score_fn, x_init, sde, config, rng, corrector_steps: in
     rec = _Recorder(config, x.shape[0])
     rec.add(x, float(times[0]), 0, force=True)
     nfe = 0
-    what = "predictor–corrector sampler" if corrector_steps else "reverse-SDE sampler"
+    what = what or ("predictor–corrector sampler" if corrector_steps else "reverse-SDE sampler")
     hint = ("try a smaller snr or more steps" if corrector_steps
             else "try more steps, or check that the score model matches this SDE")
     for i in range(n):
         t = float(times[i])
         for _ in range(corrector_steps):
-            x = _langevin_corrector(sde, score_fn, x, t, config.snr,
-                                    sde.corrector_alpha(t, n), rng)
+            x = _langevin_corrector(score_fn, x, t, config.snr, sde.corrector_alpha(t, n), rng)
+            if condition is not None:
+                x = condition(x, t, False)
             nfe += 1
         last = i == n - 1
         noise = None if last else torch.randn(x.shape, generator=rng, dtype=x.dtype, device=x.device)
         x = _em_step(sde, score_fn, x, t, dt, noise)
         nfe += 1
+        if condition is not None:
+            x = condition(x, float(times[i + 1]), last)
         if i % 10 == 9 or last:
             _check(x, float(times[i + 1]), what, hint, config.blowup_radius)
         rec.add(x, float(times[i + 1]), i + 1, force=last)
@@ -228,39 +239,23 @@ def sample(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE, config: SDESampler
 
 def pc_inpaint(score_fn: ScoreFn, known: torch.Tensor, mask: torch.Tensor, sde: SDE,
                config: SDESamplerConfig, rng: torch.Generator | None = None) -> SDESampleResult:
-    """Predictor–corrector inpainting (score_sde's controllable generation): after every corrector
-    and predictor step the known pixels (mask = 1) are replaced by a fresh forward-SDE draw of
-    the known data at the current time, x ← x·(1−m) + (m(t)·y + std(t)·z)·m, so the unknown
-    pixels are sampled from p_t(x_unknown | x_known). At the end the known pixels equal y."""
+    """Predictor–corrector inpainting (score_sde's controllable generation): the PC sampler above,
+    with the known pixels (mask = 1) replaced after every corrector and predictor step by a fresh
+    forward-SDE draw of the known data at the current time, x ← x·(1−m) + (m(t)·y + std(t)·z)·m,
+    so the unknown pixels are sampled from p_t(x_unknown | x_known). At the end the known pixels
+    equal y."""
     config.validate()
-    n = config.steps
-    times = _time_grid(sde, n)
-    dt = float(sde.T - sde.eps) / n
     mask = mask.to(known.dtype)
-    x = sde.prior_sampling(known.shape, generator=rng, dtype=known.dtype)
 
-    def impose(x, t):
-        z = torch.randn(known.shape, generator=rng, dtype=known.dtype)
+    def impose(x, t, final=False):
+        if final:
+            return x * (1 - mask) + known * mask
+        z = torch.randn(known.shape, generator=rng, dtype=known.dtype, device=known.device)
         mean, std = sde.marginal_prob(known, t)
         return x * (1 - mask) + (mean + std * z) * mask
 
-    rec = _Recorder(config, x.shape[0])
-    nfe = 0
+    x = sde.prior_sampling(known.shape, generator=rng, dtype=known.dtype)
     with torch.no_grad():
-        x = impose(x, float(times[0]))
-        for i in range(n):
-            t = float(times[i])
-            for _ in range(config.corrector_steps):
-                x = _langevin_corrector(sde, score_fn, x, t, config.snr, sde.corrector_alpha(t, n), rng)
-                x = impose(x, t)
-                nfe += 1
-            last = i == n - 1
-            noise = None if last else torch.randn(x.shape, generator=rng, dtype=x.dtype)
-            x = _em_step(sde, score_fn, x, t, dt, noise)
-            nfe += 1
-            x = x * (1 - mask) + known * mask if last else impose(x, float(times[i + 1]))
-            if i % 10 == 9 or last:
-                _check(x, float(times[i + 1]), "inpainting sampler",
-                       "try a smaller snr or more steps", config.blowup_radius)
-            rec.add(x, float(times[i + 1]), i + 1, force=last)
-    return rec.result(x, nfe)
+        return _predictor_corrector(score_fn, impose(x, sde.T), sde, config, rng,
+                                    config.corrector_steps, condition=impose,
+                                    what="inpainting sampler")

@@ -1,8 +1,10 @@
-"""Noise-level schedules: geometric σ sequences and the NCSNv2 rules for choosing them.
+"""Noise-level schedules as small functions, separate from the samplers: geometric σ sequences,
+the annealed step sizes α_i = ε σ_i²/σ_L², and the NCSNv2 rules for choosing σ_1, γ, L and ε.
 
 Convention: Score Lab writes Langevin steps in the paper/seeds form  x ← x + (α/2)·s + √α·z.
-The ncsn/ncsnv2 code writes x ← x + ε·s + √(2ε)·z, i.e. α = 2ε. The step-size rule below is
-stated in the code form (as published) and converted with `code_to_paper_step`.
+The ncsn/ncsnv2 and score_sde code writes x ← x + ε·s + √(2ε)·z, i.e. α = 2ε. Code-form constants
+are converted at the edge with `code_to_paper_step` (the NCSNv2 step rule below is stated in the
+code form, as published, and `ncsnv2_step_size` returns it in the paper form).
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, levels: int) -> tuple[f
             f"σ_max ({sigma_max:g}) must be larger than σ_min ({sigma_min:g}) for annealing."
         )
     return tuple(float(s) for s in np.geomspace(sigma_max, sigma_min, levels))
+
+
+def annealed_step_sizes(eps: float, sigmas) -> tuple[float, ...]:
+    """α_i = ε·σ_i²/σ_L² for each level (paper form): the step shrinks with the noise level."""
+    sigma_last = sigmas[-1]
+    return tuple(eps * s**2 / sigma_last**2 for s in sigmas)
 
 
 # -- NCSNv2 technique 1: σ_1 from the data -----------------------------------------------------
@@ -95,7 +103,7 @@ def step_rule_objective(eps: float, sigma_min: float, gamma: float, steps: int) 
     return r ** (2 * steps) * (gamma**2 - c) + c
 
 
-def step_size_rule(sigma_min: float, gamma: float, steps: int) -> float:
+def _code_form_step_size(sigma_min: float, gamma: float, steps: int) -> float:
     """ε (code form) minimising |objective − 1| over 0 < ε < σ_L² (a 1-D search in log ε)."""
     s2 = sigma_min**2
     obj = lambda log_eps: abs(step_rule_objective(math.exp(log_eps), sigma_min, gamma, steps) - 1)  # noqa: E731
@@ -107,9 +115,20 @@ def step_size_rule(sigma_min: float, gamma: float, steps: int) -> float:
     return float(math.exp(res.x))
 
 
-def code_to_paper_step(eps_code: float) -> float:
+def ncsnv2_step_size(sigma_min: float, gamma: float, steps: int) -> float:
+    """NCSNv2's step size for T = `steps` per level, in the paper form: the ε of α_i = ε σ_i²/σ_L².
+    The rule picks the code-form ε closest to making `step_rule_objective` 1; returned as α = 2ε."""
+    return code_to_paper_step(_code_form_step_size(sigma_min, gamma, steps))
+
+
+def code_to_paper_step(eps_code):
     """ncsn code's ε (x + ε s + √(2ε) z) → the seeds' α (x + α/2 s + √α z): α = 2ε."""
     return 2.0 * eps_code
+
+
+def paper_to_code_step(alpha):
+    """The seeds' α → the ncsn code's ε = α/2 (for records that keep the published form)."""
+    return alpha / 2.0
 
 
 def ncsnv2_schedule(x: np.ndarray, sigma_min: float, steps_per_level: int,
@@ -120,7 +139,7 @@ def ncsnv2_schedule(x: np.ndarray, sigma_min: float, steps_per_level: int,
     sigma_max = largest_pairwise_distance(x, max_points=max_points, seed=seed)
     gamma = ratio_from_overlap(dim)
     levels = levels_for(sigma_max, sigma_min, gamma)
-    eps_code = step_size_rule(sigma_min, gamma, steps_per_level)
+    step_size = ncsnv2_step_size(sigma_min, gamma, steps_per_level)
     return {
         "dim": dim,
         "sigma_max": sigma_max,
@@ -129,6 +148,6 @@ def ncsnv2_schedule(x: np.ndarray, sigma_min: float, steps_per_level: int,
         "levels": levels,
         "sigmas": list(geometric_sigmas(sigma_max, sigma_min, levels)),
         "steps_per_level": steps_per_level,
-        "step_size_code": eps_code,
-        "step_size": code_to_paper_step(eps_code),
+        "step_size_code": paper_to_code_step(step_size),
+        "step_size": step_size,
     }

@@ -101,7 +101,8 @@ class SDE:
         return f * dt, g * math.sqrt(dt)
 
     def corrector_alpha(self, t, n_steps: int) -> float:
-        """α in the Langevin corrector's ε = 2α(r‖z‖/‖s‖)²: 1 for VE, 1 − β_i for VP/sub-VP."""
+        """α in the Langevin corrector's step ε = 2α(r‖z‖/‖s‖)² (score_sde's code form; the
+        corrector takes the paper-form a = 2ε): 1 for VE, 1 − β_i for VP/sub-VP."""
         return 1.0
 
     # -- reverse-time ------------------------------------------------------------------------
@@ -227,8 +228,8 @@ class SubVPSDE(VPSDE):
 @dataclass(frozen=True)
 class TutorialVESDE(SDE):
     """The MNIST tutorial's VE SDE dx = σ^t dw (σ = 25): std(t) = √((σ^{2t} − 1)/(2 ln σ)),
-    g(t) = σ^t, mean x(0), prior N(0, std(1)² I). Used by the MNIST score model
-    (engine.models.unet' tutorial_unet divides by exactly this std)."""
+    g(t) = σ^t, mean x(0), prior N(0, std(1)² I). The one definition of this SDE: the MNIST
+    tutorial U-Net (engine.models.unet, "tutorial_unet") divides its output by this std(t)."""
 
     sigma: float = 25.0
     eps: float = 1e-3
@@ -258,9 +259,6 @@ class TutorialVESDE(SDE):
 
     def describe(self) -> dict:
         return {"sde": "ve_tutorial", "sigma": self.sigma}
-
-
-SDE_NAMES = ("ve", "vp", "subvp")
 
 
 def make_sde(name: str, sigma_min: float = 0.01, sigma_max: float = 20.0, beta_min: float = 0.1,
@@ -336,7 +334,3 @@ def exact_score_fn(mixture: GaussianMixture, sde: SDE):
         return mixture_score(mixture, sde, x, t)
     return score_fn
 
-
-def default_sigma_max(mixture: GaussianMixture) -> float:
-    """VE σ_max rule (REFERENCES): about the largest pairwise distance of the data."""
-    return mixture.largest_pairwise_distance()
