@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from engine.store.checkpoints import CheckpointError, load_model, load_score_fn, save_model
+from engine.models.score import load_score, score_fn_of
+from engine.store.checkpoints import CheckpointError, load_model, save_model
 from engine.models.registry import build_model
 from engine.models.mlp import NoiseConditionalMLP, ScoreMLP, make_score_net
 
@@ -69,11 +70,13 @@ def test_spec_rebuilds_the_same_network_through_a_checkpoint(tmp_path, objective
     assert type(build_model(net.spec())) is type(net)
 
 
-def test_load_score_fn_keeps_dtype_and_clamps_sigma_to_the_trained_range(tmp_path):
+def test_load_score_keeps_dtype_and_clamps_sigma_to_the_trained_range(tmp_path):
     torch.manual_seed(5)
     net = NoiseConditionalMLP(hidden=8)
     save_model(tmp_path / "m", net, {"model": net.spec(), "sigmas": [4.0, 2.0, 1.0]})
-    fn = load_score_fn(tmp_path / "m.json")
+    loaded = load_score(tmp_path / "m.json")
+    fn = loaded.score_fn
+    assert loaded.sde is None and loaded.meta["sigmas"] == [4.0, 2.0, 1.0]
     x = torch.randn(4, 2, dtype=torch.float64)
     out = fn(x, 0.0)
     assert out.dtype == torch.float64 and out.shape == (4, 2)
@@ -83,7 +86,7 @@ def test_load_score_fn_keeps_dtype_and_clamps_sigma_to_the_trained_range(tmp_pat
         fn(torch.zeros(3, 5), 1.0)
 
 
-def test_load_score_fn_refuses_non_score_and_corrupt_checkpoints(tmp_path):
+def test_load_score_refuses_non_score_and_corrupt_checkpoints(tmp_path):
     net = ScoreMLP(hidden=4)
     save_model(tmp_path / "ok", net, {"model": net.spec()})
     # Truncated weights.
@@ -91,18 +94,88 @@ def test_load_score_fn_refuses_non_score_and_corrupt_checkpoints(tmp_path):
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 3])
     (tmp_path / "cut.json").write_text((tmp_path / "ok.json").read_text())
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        load_score_fn(tmp_path / "cut")
+        load_score(tmp_path / "cut")
     # A JSON sidecar that is not JSON.
     (tmp_path / "bad.safetensors").write_bytes(data)
     (tmp_path / "bad.json").write_text('{"format": "scorelab-check')
     with pytest.raises(CheckpointError, match="not valid JSON"):
-        load_score_fn(tmp_path / "bad")
+        load_score(tmp_path / "bad")
     # Another model kind (a shape the 2D loader cannot use).
     meta = json.loads((tmp_path / "ok.json").read_text())
     meta["model"] = {"kind": "mlp2d", "dim": 2, "hidden": 64}
     (tmp_path / "shape.safetensors").write_bytes(data)
     (tmp_path / "shape.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="different shape"):
-        load_score_fn(tmp_path / "shape")
+        load_score(tmp_path / "shape")
     with pytest.raises(CheckpointError, match="No checkpoint"):
-        load_score_fn(tmp_path / "missing")
+        load_score(tmp_path / "missing")
+
+
+def test_sigma_reading_runs_without_gradients_and_refuses_time_models(tmp_path):
+    from engine.models.time_mlp import TimeScoreMLP
+
+    net = NoiseConditionalMLP(hidden=8)
+    fn = score_fn_of(net, {"model": net.spec(), "sigmas": [1.0]})
+    x = torch.randn(3, 2, requires_grad=True)
+    assert not fn(x, 1.0).requires_grad
+    sde_spec = {"sde": "ve", "sigma_min": 0.01, "sigma_max": 10.0}
+    tnet = TimeScoreMLP(sde_spec, hidden=8)
+    meta = {"model": {"kind": "sde_mlp2d", "sde": sde_spec, "dim": 2}, "sde": sde_spec}
+    with pytest.raises(CheckpointError, match="time-conditional"):
+        score_fn_of(tnet, meta)
+    with pytest.raises(CheckpointError, match="which SDE"):       # a σ-net has no time reading
+        score_fn_of(net, {"model": net.spec(), "sigmas": [1.0]}, reading="time")
+
+
+def test_time_reading_keeps_autograd_and_brings_the_training_sde(tmp_path):
+    from engine.models.time_mlp import TimeScoreMLP
+    from engine.sde.sdes import VESDE
+
+    torch.manual_seed(6)
+    sde_spec = {"sde": "ve", "sigma_min": 0.01, "sigma_max": 10.0}
+    net = TimeScoreMLP(sde_spec, hidden=8)
+    save_model(tmp_path / "t", net, {"model": {"kind": "sde_mlp2d", "sde": sde_spec, "dim": 2, "hidden": 8},
+                                     "sde": sde_spec})
+    loaded = load_score(tmp_path / "t", reading="time")
+    assert loaded.sde == VESDE(0.01, 10.0)
+    x = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    out = loaded.score_fn(x, 0.3)
+    assert out.dtype == torch.float64 and out.requires_grad       # the likelihood differentiates it
+    torch.testing.assert_close(out.detach().float(), net(x.detach().float(), 0.3).detach())
+    with pytest.raises(ValueError, match="dimensions"):
+        loaded.score_fn(torch.zeros(2, 3), 0.3)
+
+
+def test_ncsn_unet_as_a_ve_sde_is_the_net_at_sigma_of_t():
+    """An NCSN read as the VE SDE over its trained range: s(x, t) = s_θ(x, σ(t)) with
+    σ(t) = σ_min (σ_max/σ_min)^t, for a float t and for one t per image."""
+    import math
+
+    torch.manual_seed(7)
+    spec = {"kind": "ncsn_unet", "channels": [8, 16, 16, 32], "embed_dim": 16}
+    net = build_model(spec).eval()
+    meta = {"model": spec, "schedule": {"sigmas": [5.0, 1.0, 0.2], "sigma_min": 0.2, "sigma_max": 5.0}}
+    fn = score_fn_of(net, meta, reading="time")
+    x = torch.rand(2, 1, 28, 28)
+    sigma_half = 0.2 * (5.0 / 0.2) ** 0.5
+    assert sigma_half == pytest.approx(math.sqrt(5.0 * 0.2))
+    with torch.no_grad():
+        torch.testing.assert_close(fn(x, 0.5), net(x, sigma_half))
+        t = torch.tensor([0.0, 1.0])
+        torch.testing.assert_close(fn(x, t), net(x, torch.tensor([0.2, 5.0])))
+        torch.testing.assert_close(score_fn_of(net, meta)(x, 1.0), net(x, 1.0))   # σ reading
+    with pytest.raises(ValueError, match="784 dimensions, not 2"):
+        fn(torch.zeros(3, 2), 0.5)
+
+
+def test_tutorial_unet_reads_as_its_tutorial_sde():
+    from engine.sde.sdes import TutorialVESDE
+    from engine.models.score import sde_of
+
+    spec = {"kind": "tutorial_unet", "channels": [8, 16, 16, 32], "embed_dim": 16, "sigma": 25.0}
+    assert sde_of({"model": spec}) == TutorialVESDE(25.0)
+    net = build_model(spec).eval()
+    fn = score_fn_of(net, {"model": spec}, reading="time")
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(fn(x, 0.4), net(x, 0.4))

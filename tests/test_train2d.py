@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from engine.cli.main import main
-from engine.store.checkpoints import load_score_fn, read_meta
+from engine.models.score import load_score
+from engine.store.checkpoints import read_meta
 from engine.lab.mixing import MixConfig, run_mix
 from engine.store.runs import read_metrics, read_run
 from engine.targets import seeds_mixture
@@ -39,7 +40,7 @@ def ncsn_run(tmp_path_factory):
 
 def test_ncsn_on_the_seeds_mixture_lets_annealed_langevin_recover_the_weights(ncsn_run):
     run_dir, result = ncsn_run
-    score_fn = load_score_fn(run_dir / "model")
+    score_fn = load_score(run_dir / "model").score_fn
     for seed in (0, 1):
         out = run_mix(MixConfig(sampler="annealed", seed=seed, checkpoint=str(run_dir / "model")),
                       score_fn=score_fn)
@@ -74,6 +75,9 @@ def test_fisher_divergence_of_the_exact_score_is_zero_and_of_a_fresh_net_is_not(
 
     class Exact(torch.nn.Module):
         noise_conditional = False
+
+        def spec(self):
+            return {"kind": "mlp2d", "dim": 2}
 
         def forward(self, x, sigma):
             return seeds_mixture().score(x, 0.5)          # the noisy score DSM should learn

@@ -45,10 +45,11 @@ def run(args) -> int:
     if args.points < 1:
         raise ValueError("Use at least one point (--points).")
     if args.checkpoint:
-        from engine.lab.sde_mixing import load_sde_checkpoint
+        from engine.models.score import load_score
 
-        score_fn, sde, meta = load_sde_checkpoint(args.checkpoint)
-        mix_dict = (meta.get("data") or {}).get("mixture")
+        loaded = load_score(args.checkpoint, reading="time")
+        score_fn, sde = loaded.score_fn, loaded.sde
+        mix_dict = (loaded.meta.get("data") or {}).get("mixture")
         if args.means:
             mixture = GaussianMixture.create(parse_points(args.means),
                                              parse_numbers(args.weights or "1", "weights"),

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine.samplers.schedules import code_to_paper_step, step_size_rule
+from engine.models.score import score_fn_of
 from engine.samplers.langevin import LangevinSchedule, langevin_dynamics
+from engine.samplers.schedules import annealed_step_sizes, ncsnv2_step_size
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,18 @@ class ImageSamples:
     schedule: dict = field(default_factory=dict)
 
 
+def rule_step_size(meta: dict, steps_per_level: int) -> float:
+    """ε (paper form) for T steps per level: the checkpoint's own ε when T is the T it was saved
+    with, else the NCSNv2 step-size rule at its σ_L and γ."""
+    sch = meta.get("schedule", {})
+    if steps_per_level == int(sch.get("steps_per_level", -1)) and "step_size" in sch:
+        return float(sch["step_size"])
+    sigmas = sch.get("sigmas") or []
+    if not sigmas:
+        raise ValueError("The checkpoint has no noise schedule.")
+    return ncsnv2_step_size(float(sigmas[-1]), float(sch.get("gamma", 1.08)), steps_per_level)
+
+
 def build_schedule(meta: dict, cfg: SampleConfig) -> tuple[LangevinSchedule, dict]:
     """The Langevin schedule for a checkpoint and a sampling config (with what was chosen)."""
     sch = meta.get("schedule", {})
@@ -53,15 +66,8 @@ def build_schedule(meta: dict, cfg: SampleConfig) -> tuple[LangevinSchedule, dic
     sigmas = [float(s) for s in sch.get("sigmas", [])]
     if not sigmas:
         raise ValueError("The checkpoint has no noise schedule.")
-    gamma = float(sch.get("gamma", 1.08))
-    levels = int(sch.get("sample_levels", len(sigmas))) if mode == "annealed" else 1
     sigma_last = sigmas[-1]
-    if cfg.step_size is not None:
-        eps = float(cfg.step_size)
-    elif T == int(sch.get("steps_per_level", -1)) and "step_size" in sch:
-        eps = float(sch["step_size"])
-    else:
-        eps = code_to_paper_step(step_size_rule(sigma_last, gamma, T))
+    eps = float(cfg.step_size) if cfg.step_size is not None else rule_step_size(meta, T)
     if not eps > 0:
         raise ValueError("The step size ε must be positive.")
     if mode == "annealed":
@@ -74,20 +80,12 @@ def build_schedule(meta: dict, cfg: SampleConfig) -> tuple[LangevinSchedule, dic
         budget_levels = int(sch.get("budget_levels", len(sigmas)))
         used = (sigma_last,)
         steps = T * budget_levels
-    alphas = tuple(eps * s**2 / sigma_last**2 for s in used)
-    schedule = LangevinSchedule(used, alphas, steps, denoise=cfg.denoise, record_every=steps,
+    schedule = LangevinSchedule(used, annealed_step_sizes(eps, used), steps, denoise=cfg.denoise, record_every=steps,
                                 blowup_radius=1e4)
     info = {"mode": mode, "steps_per_level": steps, "levels": len(used), "step_size": eps,
             "sigma_max": used[0], "sigma_min": sigma_last, "denoise": cfg.denoise,
             "total_steps": steps * len(used)}
     return schedule, info
-
-
-def score_fn_for(model: torch.nn.Module, device="cpu"):
-    @torch.no_grad()
-    def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
-        return model(x, float(sigma))
-    return score
 
 
 def sample_images(model: torch.nn.Module, meta: dict, cfg: SampleConfig, device="cpu",
@@ -99,7 +97,7 @@ def sample_images(model: torch.nn.Module, meta: dict, cfg: SampleConfig, device=
     g = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
     x0 = torch.rand(cfg.n, 1, 28, 28, generator=g)
     model = model.to(device).eval()
-    base = score_fn_for(model, device)
+    base = score_fn_of(model, meta)
     L = len(schedule.sigmas)
     done = {"levels": 0, "calls": 0}
 

@@ -1,4 +1,5 @@
-"""Time-conditional score models s_θ(x, t) for the SDE view, and the continuous training objective.
+"""Time-conditional score models s_θ(x, t) for the SDE view (trained by engine.training.sde with
+the continuous objective engine.losses.sde_loss).
 
 2D ("sde_mlp2d"): an MLP on [x / c_in(t), Fourier(t)] whose output is divided by std(t) (the
 tutorial's parametrisation: the net predicts −z), where c_in(t) = √(m(t)² a² + std(t)²) keeps the
@@ -7,12 +8,6 @@ knows which marginal std it divides by.
 
 MNIST: engine.models.unet' "tutorial_unet" (Yang Song's tutorial U-Net, VE SDE dx = 25^t dw) with
 engine.sde.sdes.TutorialVESDE, whose std(t) is exactly the one that net divides by.
-
-Objective (per example, summed over dimensions, averaged over the batch), t ~ U(eps_train, 1),
-x(t) = m(t) x(0) + std(t) z:
-    default    λ(t) = std(t)² ∝ 1/E‖∇log p(x(t)|x(0))‖²:   ‖std(t)·s_θ(x(t), t) + z‖²
-    likelihood λ(t) = g(t)²:   g(t)² ‖s_θ + z/std(t)‖² = (g(t)/std(t))² ‖std(t)·s_θ + z‖²
-(score_sde halves it; we do not — the minimiser is the same.)
 """
 
 from __future__ import annotations
@@ -23,8 +18,6 @@ from torch import nn
 from engine.models.unet import GaussianFourier as Fourier  # the same time embedding as the U-Nets
 from engine.models.registry import register
 from engine.sde.sdes import SDE, sde_from_dict
-
-WEIGHTINGS = ("default", "likelihood")
 
 
 class TimeScoreMLP(nn.Module):
@@ -58,42 +51,3 @@ class TimeScoreMLP(nn.Module):
 def build_sde_mlp2d(sde: dict, dim: int = 2, hidden: int = 128, layers: int = 3, embed: int = 32,
                     fourier_scale: float = 8.0, data_scale: float = 1.0) -> TimeScoreMLP:
     return TimeScoreMLP(sde, dim, hidden, layers, embed, fourier_scale, data_scale)
-
-
-def continuous_loss(model, sde: SDE, x0: torch.Tensor, generator: torch.Generator | None = None,
-                    weighting: str = "default", eps: float = 1e-5) -> torch.Tensor:
-    """The continuous-time DSM objective (see the module docstring), a scalar."""
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"Unknown weighting {weighting!r}; choose default or likelihood.")
-    n = x0.shape[0]
-    t = eps + (1 - eps) * torch.rand(n, generator=generator, dtype=x0.dtype)
-    z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
-    mean, std = sde.marginal_prob(x0, t)
-    xt = mean + std * z
-    s = model(xt, t)
-    per = ((std * s + z) ** 2).flatten(1).sum(1)
-    if weighting == "likelihood":
-        g = torch.as_tensor(sde.diffusion(t), dtype=x0.dtype)
-        per = per * (g / std.flatten()) ** 2
-    return per.mean()
-
-
-def score_fn_of(model: nn.Module):
-    """score_fn(x, t) for the samplers and the likelihood (keeps autograd if the caller wants);
-    inputs of another dtype (the likelihood works in float64) are cast to the model's and back."""
-    dtype = next(model.parameters()).dtype
-
-    def score_fn(x, t):
-        if x.dtype == dtype:
-            return model(x, t)
-        return model(x.to(dtype), t).to(x.dtype)
-    return score_fn
-
-
-def sde_of_checkpoint(meta: dict) -> SDE:
-    """The SDE a checkpoint was trained with (meta['sde'])."""
-    spec = meta.get("sde")
-    if not isinstance(spec, dict):
-        raise ValueError("This checkpoint does not say which SDE it was trained with, so it cannot "
-                         "be used by the SDE samplers.")
-    return sde_from_dict(spec)

@@ -126,36 +126,3 @@ def load_model(path, device="cpu") -> tuple[torch.nn.Module, dict]:
         raise CheckpointError(f"{path} holds weights of a different shape than its model "
                               f"description.") from None
     return model.to(device).eval(), meta
-
-
-SCORE_MODEL_KINDS = ("mlp2d", "ncsn2d")
-
-
-def load_score_fn(path, device="cpu"):
-    """A trained 2D score model as score_fn(x, sigma: float) -> Tensor (the samplers' signature).
-
-    x keeps its dtype and device; the model runs without gradients. A noise-conditional model asked
-    below its smallest trained σ (e.g. plain Langevin's σ = 0) is evaluated at that smallest σ.
-    Raises CheckpointError (one sentence) for anything that is not a usable 2D score checkpoint.
-    """
-    model, meta = load_model(path, device)
-    kind = (meta.get("model") or {}).get("kind")
-    if kind not in SCORE_MODEL_KINDS:
-        raise CheckpointError(f"{path} holds a {kind!r} model, not a 2D score model.")
-    sigmas = [float(s) for s in meta.get("sigmas") or []]
-    floor = min(sigmas) if sigmas else 0.0
-    conditional = bool(getattr(model, "noise_conditional", False))
-    dim = int(getattr(model, "dim", 2))
-
-    def score_fn(x: torch.Tensor, sigma=0.0) -> torch.Tensor:
-        if x.shape[-1] != dim:
-            raise ValueError(f"The checkpoint's model works in {dim} dimensions, not {x.shape[-1]}.")
-        if conditional and not isinstance(sigma, torch.Tensor):
-            sigma = max(float(sigma), floor)
-        with torch.no_grad():
-            out = model(x.to(device=device, dtype=torch.float32), sigma)
-        return out.to(device=x.device, dtype=x.dtype)
-
-    score_fn.meta = meta
-    score_fn.model = model
-    return score_fn

@@ -96,8 +96,10 @@ def tutorial_pc_samples():
 
 def tutorial_inpaint():
     from engine.mnist.data import load_mnist, to_float
-    from engine.mnist.sde_tasks import inpaint, load_mnist_score, make_mask
-    score_fn, sde, _ = load_mnist_score(CK / "sde_mnist_tutorial")
+    from engine.mnist.sde_tasks import inpaint, make_mask
+    from engine.models.score import load_score
+    loaded = load_score(CK / "sde_mnist_tutorial", reading="time")
+    score_fn, sde = loaded.score_fn, loaded.sde
     images = to_float(load_mnist().test_images[:1])
     with torch.no_grad():
         out, _ = inpaint(score_fn, sde, images, make_mask("bottom"), completions=1, steps=20, seed=0)
