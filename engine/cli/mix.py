@@ -6,6 +6,8 @@ import json
 import sys
 
 from engine.lab.mixing import MixConfig, run_mix
+from engine.lab.sde_mixing import SDEMixConfig, run_sde_mix
+from engine.models.score import load_score
 from engine.samplers.langevin import SamplerDiverged
 from engine.targets import parse_numbers, parse_points
 
@@ -42,17 +44,32 @@ def add_arguments(p) -> None:
 SDE_SAMPLERS = ("sde", "pc", "ode")
 
 
-def config_from_args(args) -> MixConfig:
-    means = parse_points(args.means)
-    weights = parse_numbers(args.weights, "weights")
+def _target(args) -> dict:
     stds = parse_numbers(args.stds, "standard deviations") if args.stds else None
-    return MixConfig(means=tuple(means), weights=tuple(weights), stds=tuple(stds) if stds else None,
-                     sampler=args.sampler, particles=args.particles,
+    return dict(means=tuple(parse_points(args.means)),
+                weights=tuple(parse_numbers(args.weights, "weights")),
+                stds=tuple(stds) if stds else None)
+
+
+def config_from_args(args) -> MixConfig:
+    """MixConfig from the Langevin flags (--sampler langevin | annealed)."""
+    return MixConfig(**_target(args), sampler=args.sampler, particles=args.particles,
                      steps=100 if args.steps is None else args.steps, step_size=args.step_size,
                      sigma_max=20.0 if args.sigma_max is None else args.sigma_max,
                      sigma_min=1.0 if args.sigma_min is None else args.sigma_min,
                      levels=args.levels, init=args.init, seed=args.seed, denoise=args.denoise,
                      checkpoint=args.checkpoint)
+
+
+def sde_config_from_args(args) -> SDEMixConfig:
+    """SDEMixConfig from the SDE flags (--sampler sde | pc | ode)."""
+    return SDEMixConfig(**_target(args), sampler=args.sampler, sde=args.sde,
+                        sigma_min=0.01 if args.sigma_min is None else args.sigma_min,
+                        sigma_max=100.0 if args.sigma_max is None else args.sigma_max,
+                        beta_min=args.beta_min, beta_max=args.beta_max, particles=args.particles,
+                        steps=500 if args.steps is None else args.steps, snr=args.snr,
+                        corrector_steps=args.corrector_steps, seed=args.seed,
+                        checkpoint=args.checkpoint)
 
 
 def _fill_target(args) -> None:
@@ -82,16 +99,18 @@ def _fill_target(args) -> None:
 
 def run(args) -> int:
     _fill_target(args)
-    if args.sampler in SDE_SAMPLERS:
-        from engine.lab.sde_mixing import run_sde_cli
-        return run_sde_cli(args)
-    config = config_from_args(args)
-    score_fn = None
-    if config.checkpoint:
-        from engine.store.checkpoints import load_score_fn  # added with learned scores
-        score_fn = load_score_fn(config.checkpoint)
     try:
-        result = run_mix(config, score_fn=score_fn)
+        if args.sampler in SDE_SAMPLERS:
+            config = sde_config_from_args(args)
+            score_fn = sde = None
+            if config.checkpoint:
+                loaded = load_score(config.checkpoint, reading="time")
+                score_fn, sde = loaded.score_fn, loaded.sde
+            result = run_sde_mix(config, score_fn=score_fn, sde=sde)
+        else:
+            config = config_from_args(args)
+            score_fn = load_score(config.checkpoint).score_fn if config.checkpoint else None
+            result = run_mix(config, score_fn=score_fn)
     except SamplerDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3

@@ -4,7 +4,7 @@ the tests, so the same sliders, flags or arguments give the same particles."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -116,30 +116,34 @@ def _run_mix(config: MixConfig, score_fn) -> MixResult:
         score_fn = mixture.score
     x0 = initial_particles(config)
     # A separate stream for the Langevin noise, so both samplers start from identical particles.
-    noise_rng = _noise_rng(config)
     start = time.perf_counter()
     with torch.no_grad():
-        result = langevin_dynamics(score_fn, x0, schedule_for(config, learned), noise_rng)
+        result = langevin_dynamics(score_fn, x0, schedule_for(config, learned), noise_generator(config))
     seconds = time.perf_counter() - start
-    return _summarise(config, x0, result, seconds)
+    return summarise(config, x0, result, seconds)
 
 
-def _noise_rng(config: MixConfig) -> torch.Generator:
+def noise_generator(config) -> torch.Generator:
+    """The sampler's noise stream: separate from the initial particles' (seed), so that samplers
+    compared on one config start from identical particles."""
     return torch.Generator().manual_seed(config.seed + 1_000_003)
 
 
-def _summarise(config: MixConfig, x0: torch.Tensor, result: SampleResult, seconds: float) -> MixResult:
+def summarise(config, x0: torch.Tensor, result, seconds: float, result_type=MixResult,
+              **extra) -> MixResult:
+    """The figures of one run (recovered weights, TV error, sliced W₂ to exact samples) as a
+    `result_type` (MixResult, or SDEMixResult with extra=sde)."""
     mixture = config.mixture
     weights = metrics.mode_weights(result.x, mixture)
     target = torch.tensor(mixture.weights, dtype=torch.float64)
     reference = mixture.sample(min(config.particles, 2000) if config.particles > 1 else 2,
                                generator=torch.Generator().manual_seed(config.seed + 7))
-    return MixResult(
+    return result_type(
         config=config, init=x0, sample=result,
         mode_weights=weights.tolist(), target_weights=target.tolist(),
         weight_error=metrics.total_variation(weights, target),
         sliced_wasserstein=metrics.sliced_wasserstein(result.x, reference, seed=config.seed),
-        seconds=seconds,
+        seconds=seconds, **extra,
     )
 
 
@@ -175,10 +179,10 @@ def run_mixes(configs) -> list:
                 with torch.inference_mode():  # no autograd bookkeeping per op (~10 % here)
                     outs = mixture_langevin_chains(batch[0].mixture, [x0] * len(batch),
                                                    [schedule_for(c) for c in batch],
-                                                   [_noise_rng(c) for c in batch])
+                                                   [noise_generator(c) for c in batch])
                 seconds = time.perf_counter() - start
                 for i, c, out in zip(members, batch, outs):
-                    results[i] = _summarise(c, x0, out, seconds)
+                    results[i] = summarise(c, x0, out, seconds)
         except SamplerDiverged:
             # One chain blew up: run each on its own, so every config gets its own answer.
             for i in members:
@@ -195,10 +199,3 @@ def seeds_defaults(sampler: str) -> MixConfig:
         return MixConfig(sampler="langevin", steps=1000, step_size=0.1)
     return MixConfig(sampler="annealed", steps=100, step_size=0.1)
 
-
-def config_dict(config: MixConfig) -> dict:
-    return asdict(config)
-
-
-def with_sampler(config: MixConfig, sampler: str, **changes) -> MixConfig:
-    return replace(config, sampler=sampler, **changes)

@@ -8,12 +8,11 @@ Particles start from the SDE's prior (that is what the reverse process assumes),
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
-from engine import metrics
-from engine.lab.mixing import MixResult
+from engine.lab.mixing import MixResult, noise_generator, summarise
 from engine.sde.sdes import SDE, exact_score_fn, make_sde
 from engine.samplers.reverse import SDE_SAMPLERS, SDESamplerConfig, sample
 from engine.targets import GaussianMixture
@@ -77,15 +76,6 @@ class SDEMixResult(MixResult):
         return {"sampler": out.pop("sampler"), "sde": self.sde.describe(), **out}
 
 
-def load_sde_checkpoint(path):
-    """(score_fn(x, t), sde, meta) of a time-conditional checkpoint; CheckpointError/ValueError."""
-    from engine.store.checkpoints import load_model
-    from engine.models.time_mlp import score_fn_of, sde_of_checkpoint
-
-    model, meta = load_model(path)
-    return score_fn_of(model), sde_of_checkpoint(meta), meta
-
-
 def prior_particles(config: SDEMixConfig, sde: SDE) -> torch.Tensor:
     g = torch.Generator().manual_seed(config.seed)
     return sde.prior_sampling((config.particles, config.mixture.dim), generator=g)
@@ -101,58 +91,10 @@ def run_sde_mix(config: SDEMixConfig, score_fn=None, sde: SDE | None = None) -> 
     if score_fn is None:
         score_fn = exact_score_fn(mixture, sde)
     x0 = prior_particles(config, sde)
-    noise_rng = torch.Generator().manual_seed(config.seed + 1_000_003)
     start = time.perf_counter()
-    result = sample(score_fn, x0, sde, config.sampler_config(), noise_rng)
+    result = sample(score_fn, x0, sde, config.sampler_config(), noise_generator(config))
     seconds = time.perf_counter() - start
-    weights = metrics.mode_weights(result.x, mixture)
-    target = torch.tensor(mixture.weights, dtype=torch.float64)
-    reference = mixture.sample(min(config.particles, 2000) if config.particles > 1 else 2,
-                               generator=torch.Generator().manual_seed(config.seed + 7))
-    return SDEMixResult(
-        config=config, sde=sde, init=x0, sample=result,
-        mode_weights=weights.tolist(), target_weights=target.tolist(),
-        weight_error=metrics.total_variation(weights, target),
-        sliced_wasserstein=metrics.sliced_wasserstein(result.x, reference, seed=config.seed),
-        seconds=seconds)
-
-
-def with_changes(config: SDEMixConfig, **changes) -> SDEMixConfig:
-    return replace(config, **changes)
-
-
-def config_from_cli(args) -> SDEMixConfig:
-    """SDEMixConfig from `python -m engine mix --sampler sde|pc|ode …` flags."""
-    from engine.targets import parse_numbers, parse_points
-
-    stds = parse_numbers(args.stds, "standard deviations") if args.stds else None
-    return SDEMixConfig(
-        means=tuple(parse_points(args.means)), weights=tuple(parse_numbers(args.weights, "weights")),
-        stds=tuple(stds) if stds else None, sampler=args.sampler, sde=args.sde,
-        sigma_min=0.01 if args.sigma_min is None else args.sigma_min,
-        sigma_max=100.0 if args.sigma_max is None else args.sigma_max,
-        beta_min=args.beta_min, beta_max=args.beta_max, particles=args.particles,
-        steps=500 if args.steps is None else args.steps, snr=args.snr,
-        corrector_steps=args.corrector_steps, seed=args.seed, checkpoint=args.checkpoint)
-
-
-def run_sde_cli(args) -> int:
-    import json
-    import sys
-
-    from engine.samplers.langevin import SamplerDiverged
-
-    config = config_from_cli(args)
-    score_fn = sde = None
-    if config.checkpoint:
-        score_fn, sde, _ = load_sde_checkpoint(config.checkpoint)
-    try:
-        result = run_sde_mix(config, score_fn=score_fn, sde=sde)
-    except SamplerDiverged as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 3
-    print(json.dumps(result.summary()))
-    return 0
+    return summarise(config, x0, result, seconds, SDEMixResult, sde=sde)
 
 
 # -- views for the SDE page (pure functions of their arguments) ----------------------------------

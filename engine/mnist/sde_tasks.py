@@ -1,30 +1,22 @@
-"""The SDE view on MNIST: loading a time-conditional score model, bits/dim through the
-probability-flow ODE, and inpainting with a predictor–corrector sampler.
+"""The SDE view on MNIST: bits/dim through the probability-flow ODE, inpainting with the
+predictor–corrector sampler, and sample quality against cost, for a score model read as a function
+of time (engine.models.score.load_score(path, reading="time"): a "tutorial_unet" with the tutorial
+VE SDE, or an "ncsn_unet" read as the VE SDE σ(t) = σ_min (σ_max/σ_min)^t over its trained range —
+the VE SDE is the continuous limit of the NCSN's noise levels).
 
-Models:
-- "tutorial_unet" checkpoints trained by engine.training.sde (meta['sde'] = the tutorial VE SDE);
-- "ncsn_unet" checkpoints (engine.training.images): a noise-conditional s_θ(x, σ) is the score of the
-  VE SDE with σ(t) = σ_min (σ_max/σ_min)^t over its trained range, s(x, t) = s_θ(x, σ(t)) —
-  the VE SDE is the continuous limit of the NCSN's noise levels.
-
-    python -m engine.mnist.sde_tasks bpd --checkpoint checkpoints/sde_mnist_tutorial --images 16
-    python -m engine.mnist.sde_tasks inpaint --checkpoint checkpoints/sde_mnist_tutorial --digits 30 --mask bottom
-    python -m engine.mnist.sde_tasks cost --checkpoint checkpoints/ncsn_mnist --n 32 --budgets 50,100,200
+Command line: `python -m engine sde-mnist {bpd,inpaint,cost} --checkpoint …` (engine.cli.sde_mnist).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
 
 import numpy as np
 import torch
 
 from engine.sde.likelihood import bits_per_dim, dequantize, ode_log_likelihood
-from engine.sde.sdes import SDE, VESDE, sde_from_dict
+from engine.sde.sdes import SDE
 from engine.samplers.reverse import SDESamplerConfig, pc_inpaint
 
 MASKS = {
@@ -35,30 +27,6 @@ MASKS = {
     "centre": "centre 14×14 square hidden",
     "random": "70% of pixels hidden at random",
 }
-
-
-def load_mnist_score(path):
-    """(score_fn(x, t), sde, meta) for an MNIST checkpoint (tutorial_unet or ncsn_unet)."""
-    from engine.store.checkpoints import CheckpointError, load_model
-
-    model, meta = load_model(path)
-    kind = (meta.get("model") or {}).get("kind")
-    if kind == "tutorial_unet":
-        sde = sde_from_dict(meta.get("sde") or {"sde": "ve_tutorial",
-                                                "sigma": meta["model"].get("sigma", 25.0)})
-
-        def score_fn(x, t):
-            return model(x, t)
-        return score_fn, sde, meta
-    if kind == "ncsn_unet":
-        sched = meta.get("schedule") or {}
-        sde = VESDE(float(sched["sigma_min"]), float(sched["sigma_max"]), eps=1e-5)
-
-        def score_fn(x, t):
-            return model(x, float(sde.sigma(float(t))) if not torch.is_tensor(t) or t.dim() == 0
-                         else sde.sigma(t))
-        return score_fn, sde, meta
-    raise CheckpointError(f"{path} holds a {kind!r} model, not an MNIST score model.")
 
 
 def make_mask(kind: str, seed: int = 0) -> np.ndarray:
@@ -183,49 +151,3 @@ def cost_sweep(score_fn, sde: SDE, n: int = 32, budgets=(50, 100, 200),
                      "classes_present": q["classes_present"],
                      "seconds": round(time.perf_counter() - start, 1)})
     return rows
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engine.mnist.sde_tasks")
-    p.add_argument("what", choices=["bpd", "inpaint", "cost"])
-    p.add_argument("--n", type=int, default=32, help="cost: samples per sampler and budget")
-    p.add_argument("--budgets", default="50,100,200", help="cost: NFE budgets")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--images", type=int, default=16, help="bpd: test digits")
-    p.add_argument("--digits", type=int, default=20, help="inpaint: test digits")
-    p.add_argument("--completions", type=int, default=2)
-    p.add_argument("--mask", default="bottom", choices=list(MASKS))
-    p.add_argument("--steps", type=int, default=250)
-    p.add_argument("--snr", type=float, default=0.16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    try:
-        score_fn, sde, meta = load_mnist_score(args.checkpoint)
-        if args.what == "bpd":
-            from engine.mnist.data import load_mnist
-
-            data = load_mnist()
-            rng = np.random.default_rng(args.seed)
-            idx = rng.choice(len(data.test_images), args.images, replace=False)
-            out = mnist_bits_per_dim(score_fn, sde, data.test_images[idx], seed=args.seed)
-            out["split"] = "test"
-        elif args.what == "cost":
-            budgets = tuple(int(b) for b in args.budgets.split(",") if b.strip())
-            out = {"rows": cost_sweep(score_fn, sde, args.n, budgets, seed=args.seed), "n": args.n}
-        else:
-            with torch.no_grad():
-                out = inpaint_rate(score_fn, sde, args.digits, args.mask, args.completions,
-                                   args.steps, args.snr, args.seed)
-    except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    out["checkpoint"] = str(args.checkpoint)
-    out["sde"] = sde.describe()
-    print(json.dumps(out))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,60 @@
+"""python -m engine sde-mnist {bpd,inpaint,cost}: the SDE view's MNIST figures as JSON.
+
+    python -m engine sde-mnist bpd --checkpoint checkpoints/ncsn_mnist --images 16
+    python -m engine sde-mnist inpaint --checkpoint checkpoints/ncsn_mnist --digits 30 --mask bottom
+    python -m engine sde-mnist cost --checkpoint checkpoints/ncsn_mnist --n 32 --budgets 50,100,200
+
+The checkpoint is read as a function of time (a tutorial_unet, or an ncsn_unet as a VE SDE).
+"""
+
+from __future__ import annotations
+
+import json
+
+from engine.mnist.sde_tasks import MASKS
+
+
+def add_arguments(p) -> None:
+    p.add_argument("what", choices=["bpd", "inpaint", "cost"],
+                   help="bits/dim of test digits, inpainting rate, or quality against NFE")
+    p.add_argument("--n", type=int, default=32, help="cost: samples per sampler and budget")
+    p.add_argument("--budgets", default="50,100,200", help="cost: NFE budgets")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--images", type=int, default=16, help="bpd: test digits")
+    p.add_argument("--digits", type=int, default=20, help="inpaint: test digits")
+    p.add_argument("--completions", type=int, default=2)
+    p.add_argument("--mask", default="bottom", choices=list(MASKS))
+    p.add_argument("--steps", type=int, default=250)
+    p.add_argument("--snr", type=float, default=0.16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch
+
+    from engine.mnist import sde_tasks
+    from engine.models.score import load_score
+
+    torch.set_num_threads(args.threads)
+    loaded = load_score(args.checkpoint, reading="time")
+    score_fn, sde = loaded.score_fn, loaded.sde
+    if args.what == "bpd":
+        from engine.mnist.data import load_mnist
+
+        data = load_mnist()
+        idx = np.random.default_rng(args.seed).choice(len(data.test_images), args.images, replace=False)
+        out = sde_tasks.mnist_bits_per_dim(score_fn, sde, data.test_images[idx], seed=args.seed)
+        out["split"] = "test"
+    elif args.what == "cost":
+        budgets = tuple(int(b) for b in args.budgets.split(",") if b.strip())
+        out = {"rows": sde_tasks.cost_sweep(score_fn, sde, args.n, budgets, seed=args.seed), "n": args.n}
+    else:
+        with torch.no_grad():
+            out = sde_tasks.inpaint_rate(score_fn, sde, args.digits, args.mask, args.completions,
+                                         args.steps, args.snr, args.seed)
+    out["checkpoint"] = str(args.checkpoint)
+    out["sde"] = sde.describe()
+    print(json.dumps(out))
+    return 0
