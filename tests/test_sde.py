@@ -94,13 +94,20 @@ def test_prior_logp_is_the_gaussian_density():
     assert torch.allclose(sde.prior_logp(z), expect, atol=1e-6)
 
 
-def test_tutorial_sde_std_matches_the_tutorial_net():
-    from engine.models.unet import ve_std
+def test_tutorial_sde_closed_forms_and_the_net_divides_by_its_std():
+    """dx = σ^t dw: std(t)² = ∫₀ᵗ σ^{2u} du = (σ^{2t} − 1)/(2 ln σ), g(t) = σ^t; the tutorial
+    U-Net's output is f_θ(x, t)/std(t) with exactly this std."""
+    from engine.models.registry import build_model
 
     sde = TutorialVESDE(25.0)
-    t = torch.tensor([0.01, 0.5, 1.0])
-    assert torch.allclose(sde.std(t), ve_std(t, 25.0))
+    t = torch.tensor([0.01, 0.5, 1.0], dtype=torch.float64)
+    expect = torch.sqrt((25.0 ** (2 * t) - 1) / (2 * math.log(25.0)))
+    assert torch.allclose(sde.std(t), expect)
+    assert sde.std(0.5) == pytest.approx(math.sqrt(24 / (2 * math.log(25.0))))
     assert sde.diffusion(0.5) == pytest.approx(5.0)
+    assert sde.prior_std == pytest.approx(float(expect[-1]))
+    net = build_model({"kind": "tutorial_unet", "channels": [8, 16, 16, 32], "embed_dim": 16})
+    assert net.sde == sde
 
 
 def test_bad_parameters_are_one_sentence():
@@ -108,25 +115,3 @@ def test_bad_parameters_are_one_sentence():
         make_sde("ve", 1.0, 0.5)
     with pytest.raises(SDEError, match="choose ve, vp or subvp"):
         make_sde("xx")
-
-
-def test_continuous_objective_closed_forms():
-    """Data at one point x0: the exact score −(x − m x0)/std² gives loss 0 under both weightings;
-    a zero score gives E‖z‖² = d (default) and, for VE where g²/std² = 2 ln(σ_max/σ_min) is
-    constant, d·2 ln(σ_max/σ_min) (likelihood weighting)."""
-    from engine.models.time_mlp import continuous_loss
-
-    sde = make_sde("ve", 0.01, 50.0)
-    x0 = torch.full((20000, 2), 3.0, dtype=torch.float64)
-
-    def exact(x, t):
-        mean, std = sde.marginal_prob(x0[: len(x)], t)
-        return -(x - mean) / std**2
-
-    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
-    g = torch.Generator().manual_seed(0)
-    for weighting in ("default", "likelihood"):
-        assert float(continuous_loss(exact, sde, x0, g, weighting)) == pytest.approx(0.0, abs=1e-9)
-    assert float(continuous_loss(zero, sde, x0, g)) == pytest.approx(2.0, rel=0.03)
-    expect = 2 * 2 * math.log(5000)
-    assert float(continuous_loss(zero, sde, x0, g, "likelihood")) == pytest.approx(expect, rel=0.03)
