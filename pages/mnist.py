@@ -4,22 +4,18 @@ training in the background."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
-from pathlib import Path
 
-import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
-from engine.store.checkpoints import CheckpointError, load_model
+from engine.store.checkpoints import CheckpointError, load_model, read_meta
 from engine.device import pick_device
-from engine.store.registry import run_image_checkpoints, shipped_image_checkpoints
-from engine.mnist.sampling import SampleConfig, build_schedule, sample_images
+from engine.store.registry import (example_png, image_runs, loss_records, modified, preview_png,
+                                   runs_started_with, shipped)
+from engine.mnist.sampling import SampleConfig, rule_step_size, sample_images
 from engine.store.jobs import JobManager
-from engine.samplers.schedules import code_to_paper_step, step_size_rule
-from engine.render.images import grid_png, npy_bytes, zip_of_pngs
-from engine.store.runs import read_metrics
+from engine.render import train as render_train
+from engine.render.images import class_counts_figure, grid_png, npy_bytes, zip_of_pngs
 from engine.samplers.langevin import SamplerDiverged
 
 from ui import nav
@@ -47,7 +43,7 @@ def results_store() -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def quality(images: np.ndarray) -> dict:
+def quality(images) -> dict:
     from engine.mnist.quality import evaluate_samples
     return evaluate_samples(images)
 
@@ -58,22 +54,15 @@ def real_quality(n: int, seed: int) -> dict:
     return real_reference(n, seed=seed)
 
 
-def _mtime(path: str) -> float:
-    try:
-        return Path(path + ".safetensors").stat().st_mtime
-    except OSError:
-        return 0.0
-
-
 def run_sampler(ckpt_path: str, cfg: SampleConfig, label: str) -> dict:
     """Sample (with a progress bar) or return the stored result for these exact settings."""
     device = str(pick_device(st.session_state.get("device", "auto")))
-    key = (ckpt_path, _mtime(ckpt_path), cfg, device)
+    key = (ckpt_path, modified(ckpt_path), cfg, device)
     store = results_store()
     if key in store:
         return store[key]
     try:
-        model, meta = get_model(ckpt_path, _mtime(ckpt_path))
+        model, meta = get_model(ckpt_path, modified(ckpt_path))
     except CheckpointError as err:
         return {"error": str(err)}
     bar = st.progress(0.0, text=f"{label}: sampling…")
@@ -109,9 +98,7 @@ st.markdown(
     "score is only accurate near the data, so chains started from noise get lost."
 )
 
-shipped = shipped_image_checkpoints()
-runs = run_image_checkpoints(get_jobs().root)
-choices = shipped + runs
+choices = shipped("ncsn_unet") + image_runs(get_jobs().root)
 if not choices:
     st.warning("No MNIST checkpoint is available: the shipped ones are missing from checkpoints/ "
                "and no training run has finished. Train one below.")
@@ -127,7 +114,7 @@ if ncsn_choices:
             pick = st.selectbox("NCSN checkpoint", ncsn_choices, format_func=lambda c: c.label,
                                 key="mnist_ckpt")
         try:
-            _, meta = get_model(pick.path, _mtime(pick.path))
+            meta = read_meta(pick.path)
         except CheckpointError as err:
             st.error(str(err))
             st.stop()
@@ -140,8 +127,7 @@ if ncsn_choices:
                                 help="Langevin steps at each noise level. The step size ε below "
                                      "follows the NCSNv2 rule for this T unless you set it.")
         gamma = float(sch["gamma"])
-        rule_eps = (float(sch["step_size"]) if T == default_T
-                    else code_to_paper_step(step_size_rule(float(sch["sigma_min"]), gamma, int(T))))
+        rule_eps = rule_step_size(meta, int(T))
         c4, c5, c6 = st.columns([1, 1, 2])
         with c4:
             eps_override = st.number_input(
@@ -183,7 +169,7 @@ if ncsn_choices:
     have = results_store()
     wanted = st.session_state.get("mnist_last")
     results = {}
-    if go_button or wanted == key or (pick.path, _mtime(pick.path), cfg) in have:
+    if go_button or wanted == key or (pick.path, modified(pick.path), cfg) in have:
         results[f"NCSN · {sampler} Langevin"] = run_sampler(pick.path, cfg, "NCSN")
         if base_pick is not None:
             bcfg = replace(cfg, mode="plain", steps_per_level=int(T), step_size=None)
@@ -192,11 +178,11 @@ if ncsn_choices:
     if not results:
         st.info("Press **Sample** to draw digits. (About half a minute for 64 images with the "
                 "shipped model on a 2-core CPU; the same settings and seed give the same grid.)")
-        example = Path(pick.path + ".example.png")
-        if example.exists():
-            st.image(example.read_bytes(), caption=f"Example from the shipped model (64 images, "
+        example = example_png(pick.path)
+        if example is not None:
+            st.image(example, caption=f"Example from the shipped model (64 images, "
                      f"default settings, seed 0)", width=420)
-            st.download_button("Download this example grid (PNG)", example.read_bytes(),
+            st.download_button("Download this example grid (PNG)", example,
                                file_name="ncsn_mnist_example.png", mime="image/png",
                                on_click="ignore", key="mnist_dl_example")
     else:
@@ -218,8 +204,7 @@ if ncsn_choices:
                 else:
                     which = 0
                 shown = frames[which] if which < len(frames) - 1 else res["images"]
-                nrow = int(math.ceil(math.sqrt(len(shown))))
-                st.image(grid_png(shown, nrow=nrow, scale=2), caption=labels[which],
+                st.image(grid_png(shown, scale=2), caption=labels[which],
                          width="stretch")
                 sch_info = res["schedule"]
                 st.caption(f"{res['seconds']:.1f} s · {res['nfe']} score evaluations · "
@@ -228,7 +213,7 @@ if ncsn_choices:
                 images = res["images"]
                 slug = "ncsn" if title.startswith("NCSN") else "baseline"
                 d1, d2, d3 = st.columns(3)
-                d1.download_button("Grid PNG", grid_png(images, nrow=nrow), file_name=f"{slug}_grid.png",
+                d1.download_button("Grid PNG", grid_png(images), file_name=f"{slug}_grid.png",
                                    mime="image/png", on_click="ignore", key=f"dl_png_{slug}")
                 d2.download_button("ZIP of PNGs", lambda im=images, s=slug: zip_of_pngs(im, s),
                                    file_name=f"{slug}_images.zip", mime="application/zip",
@@ -249,10 +234,7 @@ if ncsn_choices:
                 m2.metric("Mean confidence", f"{q['mean_confidence']:.2f}",
                           help="Average top-class probability of the classifier.")
                 m3.metric("Classes present", f"{q['classes_present']}/10")
-                fig = go.Figure(go.Bar(x=[str(i) for i in range(10)], y=q["class_counts"]))
-                fig.update_layout(height=200, margin=dict(l=10, r=10, t=25, b=10),
-                                  title="Classifier's label counts", xaxis_title=None)
-                st.plotly_chart(fig, key=f"hist_{slug}")
+                st.plotly_chart(class_counts_figure(q["class_counts"]), key=f"hist_{slug}")
         try:
             real = real_quality(int(n), seed)
             st.caption(f"Reference, {int(n)} real test digits: Fréchet distance "
@@ -305,7 +287,7 @@ if submitted:
 @st.fragment(run_every=3)
 def training_runs() -> None:
     jobs = get_jobs()
-    mine = [r for r in jobs.runs() if r.config.get("argv", [])[:2] == ["train", "mnist"]]
+    mine = runs_started_with(jobs.runs(), "train", "mnist")
     if not mine:
         st.caption("No MNIST training runs yet.")
         return
@@ -317,31 +299,25 @@ def training_runs() -> None:
                 if h2.button("Cancel", key=f"cancel_{info.dir.name}"):
                     jobs.cancel(info.dir)
             st.progress(info.progress, text=info.message or info.state)
-            recs = read_metrics(info.dir)
+            recs = loss_records(info.dir)
             c1, c2, c3 = st.columns([2, 2, 1])
             if recs:
-                curve = go.Figure(go.Scatter(x=[r["step"] for r in recs], y=[r["loss"] for r in recs],
-                                             mode="lines"))
-                curve.update_layout(height=180, margin=dict(l=10, r=10, t=25, b=10),
-                                    title="Loss", xaxis_title="step", yaxis_type="log")
-                c1.plotly_chart(curve, key=f"loss_{info.dir.name}")
+                c1.plotly_chart(render_train.loss_figure([render_train.loss_curve(recs, "loss")],
+                                                         title="Loss", height=180, log_y=True),
+                                key=f"loss_{info.dir.name}")
                 last = recs[-1].get("per_sigma") or []
                 try:
-                    _, meta = get_model(str(info.dir / "model"), _mtime(str(info.dir / "model")))
-                    sig = meta["schedule"]["sigmas"]
+                    sig = read_meta(info.dir / "model")["schedule"]["sigmas"]
                 except (CheckpointError, KeyError):
                     sig = list(range(1, len(last) + 1))
-                pts = [(s, v) for s, v in zip(sig, last) if v is not None]
-                if pts:
-                    fig = go.Figure(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts],
-                                               mode="markers"))
-                    fig.update_layout(height=180, margin=dict(l=10, r=10, t=25, b=10),
-                                      title="Loss per σ (latest records)", xaxis_type="log",
-                                      xaxis_title="σ")
-                    c2.plotly_chart(fig, key=f"persig_{info.dir.name}")
-            preview = info.dir / "preview.png"
-            if preview.exists():
-                c3.image(preview.read_bytes(), caption="preview (EMA)", width=140)
+                per_sigma = dict(zip(sig, last))
+                if any(v is not None for v in per_sigma.values()):
+                    c2.plotly_chart(render_train.per_sigma_figure(
+                        per_sigma, title="Loss per σ (latest records)", log_y=False, mode="markers",
+                        height=180), key=f"persig_{info.dir.name}")
+            preview = preview_png(info.dir)
+            if preview is not None:
+                c3.image(preview, caption="preview (EMA)", width=140)
 
 
 training_runs()

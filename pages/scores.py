@@ -3,69 +3,20 @@ changes when a mode's weight changes."""
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
-import torch
 
+from engine.lab.grids import probe_curves, score_field
 from engine.render import mixing as render
-from engine.samplers.langevin import small_tensor_threads
-from engine.targets import GaussianMixture, TargetError
+from engine.render.base import ANNEALED, PLAIN
+from engine.targets import TargetError
 
 from ui import nav
 
 nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
 
-LO, HI = -10.0, 10.0
-HEAT_N = 101     # heat-map resolution
-ARROW_N = 17     # arrows per side
-FLOOR = 25.0     # log-density shown down to (max − FLOOR): deeper values are one colour
-
-
-def mixture(w: float, a: float) -> GaussianMixture:
-    return GaussianMixture.create([(a, a), (-a, -a)], [w, 1.0 - w], [1.0, 1.0])
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def field(w: float, w_other: float, a: float, sigma: float) -> dict:
-    """Everything the page draws, as NumPy arrays, for one setting of the sliders."""
-    with small_tensor_threads(HEAT_N * HEAT_N * 2):  # tiny tensors: one torch thread is fastest
-        return _field(w, w_other, a, sigma)
-
-
-def _field(w: float, w_other: float, a: float, sigma: float) -> dict:
-    gx = np.linspace(LO, HI, HEAT_N)
-    xx, yy = np.meshgrid(gx, gx)
-    grid = torch.tensor(np.stack([xx.ravel(), yy.ravel()], 1), dtype=torch.float64)
-    ax = np.linspace(LO + 0.6, HI - 0.6, ARROW_N)
-    axx, ayy = np.meshgrid(ax, ax)
-    arrows_at = torch.tensor(np.stack([axx.ravel(), ayy.ravel()], 1), dtype=torch.float64)
-    p, q = mixture(w, a), mixture(w_other, a)
-    logp = p.log_prob(grid, sigma).numpy().reshape(HEAT_N, HEAT_N)
-    s_p = p.score(grid, sigma).numpy()
-    s_q = q.score(grid, sigma).numpy()
-    diff = np.linalg.norm(s_p - s_q, axis=1)
-    rel = diff / np.maximum(np.linalg.norm(s_p, axis=1), 1e-12)
-    return dict(
-        gx=gx, logp=logp, arrows_at=arrows_at.numpy(),
-        arrows=p.score(arrows_at, sigma).numpy(), arrows_diff=(p.score(arrows_at, sigma)
-                                                                - q.score(arrows_at, sigma)).numpy(),
-        diff=diff.reshape(HEAT_N, HEAT_N), changed=float((rel > 0.01).mean()),
-        means=np.array([(a, a), (-a, -a)]),
-    )
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def probes(a: float, sigma: float) -> dict:
-    """The score along the diagonal direction at three points, as the weight w varies (depends on
-    σ only, so moving w does not recompute it)."""
-    ws = np.linspace(0.01, 0.99, 99)
-    u = torch.tensor([1.0, 1.0], dtype=torch.float64) / np.sqrt(2.0)
-    points = {"near the major mode (4, 4)": (a - 1, a - 1), "midway (0, 0)": (0.0, 0.0),
-              "near the minor mode (−4, −4)": (-(a - 1), -(a - 1))}
-    x = torch.tensor(list(points.values()), dtype=torch.float64)
-    with small_tensor_threads(x.numel()):
-        curves = np.array([(mixture(wi, a).score(x, sigma) @ u).numpy() for wi in ws])  # (W, 3)
-    return dict(ws=ws, curves={name: curves[:, i] for i, name in enumerate(points)})
+# Cached per slider setting; the probes depend on σ only, so moving w does not recompute them.
+field = st.cache_data(max_entries=64, show_spinner=False)(score_field)
+probes = st.cache_data(max_entries=64, show_spinner=False)(probe_curves)
 
 
 st.title("Scores")
@@ -91,12 +42,10 @@ except TargetError as err:  # cannot happen with these sliders, but never show a
     st.stop()
 
 probe = probes(5.0, sigma)
-logp = data["logp"]
-shown = np.maximum(logp, logp.max() - FLOOR)
 if view.startswith("energy"):
-    shown, z_title, scale = -shown, "−log p", "Viridis_r"
+    shown, z_title, scale = -data["logp"], "−log p", "Viridis_r"
 else:
-    z_title, scale = "log p", "Viridis"
+    shown, z_title, scale = data["logp"], "log p", "Viridis"
 
 left, right = st.columns(2)
 with left:
@@ -127,9 +76,7 @@ st.plotly_chart(
                        title=f"Score along the diagonal at three probe points, as w varies (σ = {sigma:g})",
                        x_title="weight w of the mode at (5, 5)",
                        y_title="score · (1,1)/√2", vline=w,
-                       colors={"near the major mode (4, 4)": render.ANNEALED,
-                               "midway (0, 0)": "#7f7f7f",
-                               "near the minor mode (−4, −4)": render.PLAIN}),
+                       colors=dict(zip(probe["curves"], [ANNEALED, "#7f7f7f", PLAIN]))),
     key="scores_probe", config={"displaylogo": False})
 
 st.subheader("What to look for, and why")

@@ -3,27 +3,29 @@ quality against cost, ODE likelihoods, and inpainting MNIST digits with predicto
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
-import torch
 
+from engine.bench.sde import nfe_sweep
+from engine.lab.sde_mixing import SDEMixConfig
+from engine.lab.sde_views import (bits_per_dim, classify, forward_view, inpaint_digit,
+                                  likelihood_view, masked_digit, paths_until, projected_view,
+                                  reverse_view, reverse_window)
+from engine.models.score import load_score
+from engine.mnist.sde_tasks import MASKS
 from engine.render import sde as render_sde
-from engine.samplers.langevin import SamplerDiverged
-from engine.sde.sdes import SDEError, make_sde
-from engine.lab.sde_mixing import (SDEMixConfig, forward_paths, marginal_grid,
-                                    projected_log_density, run_sde_mix)
-from engine.targets import GaussianMixture, TargetError
+from engine.render.images import grid_png
+from engine.render.mixing import weights_table
+from engine.sde.sdes import SDEError
+from engine.store.registry import sde2d_models, sde_mnist_measurements, sde_mnist_models
+from engine.targets import TargetError
 
 from ui import nav
 
 nav.ensure_app()
 
-ROOT = Path(__file__).resolve().parent.parent
-CKPT = ROOT / "checkpoints"
 N_TRAJ = 12
 PLOT = {"displaylogo": False}
 
@@ -35,113 +37,24 @@ SNR_HELP = (
     "Useful range 0.05–0.2; score_sde uses 0.16 on CIFAR-10 and the MNIST tutorial 0.16.")
 
 
-# -- cached computations ------------------------------------------------------------------------
+# -- cached computations (engine.lab.sde_views, as arrays) ------------------------------------------
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def forward_view(cfg: SDEMixConfig, particles: int = 400) -> dict:
-    try:
-        sde = cfg.make_sde()
-        mix = cfg.mixture
-    except (SDEError, TargetError, ValueError) as err:
-        return {"error": str(err)}
-    times, frames = forward_paths(mix, sde, particles, steps=200, record=50, seed=cfg.seed)
-    return {"times": times.numpy(), "frames": frames.numpy(), "prior_std": sde.prior_std}
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def snapshot(cfg: SDEMixConfig, t: float, lo: float, hi: float) -> dict:
-    g, logp = marginal_grid(cfg.mixture, cfg.make_sde(), t, lo, hi, n=60)
-    return {"g": g.numpy(), "logp": logp.numpy()}
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def projected(cfg: SDEMixConfig, u_max: float) -> dict:
-    ts = np.linspace(0.0, 1.0, 101)
-    us = np.linspace(-u_max, u_max, 161)
-    return {"ts": ts, "us": us,
-            "logp": projected_log_density(cfg.mixture, cfg.make_sde(), ts, us).numpy()}
-
-
-@st.cache_data(max_entries=48, show_spinner=False)
-def reverse_run(cfg: SDEMixConfig) -> dict:
-    try:
-        r = run_sde_mix(cfg)
-    except (SamplerDiverged, SDEError, TargetError, ValueError) as err:
-        return {"error": str(err)}
-    return {"x": r.sample.x.numpy(), "frames": r.sample.frames.numpy(),
-            "times": np.array(r.sample.frame_times), "summary": r.summary()}
+forward_view = st.cache_data(max_entries=32, show_spinner=False)(forward_view)
+projected_view = st.cache_data(max_entries=32, show_spinner=False)(projected_view)
+reverse_view = st.cache_data(max_entries=48, show_spinner=False)(reverse_view)
+reverse_window = st.cache_data(max_entries=32, show_spinner=False)(reverse_window)
+likelihood_view = st.cache_data(max_entries=8, show_spinner=False)(likelihood_view)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def sweep(base: SDEMixConfig, budgets: tuple, seeds: tuple) -> list:
-    from engine.bench.sde import nfe_sweep
     return nfe_sweep(base, budgets=budgets, seeds=seeds)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def load_2d(path: str):
-    from engine.lab.sde_mixing import load_sde_checkpoint
-    return load_sde_checkpoint(path)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def lik_maps(path: str, n: int) -> dict:
-    from engine.lab.sde_mixing import likelihood_maps
-
-    score_fn, sde, meta = load_2d(path)
-    mix = GaussianMixture.from_dict(meta["data"]["mixture"])
-    lim = max(abs(v) for m in mix.means for v in m) + 4.0
-    out = likelihood_maps(score_fn, sde, mix, -lim, lim, n=n)
-    return {k: (v.numpy() if torch.is_tensor(v) else v) for k, v in out.items()}
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
 def load_mnist_model(path: str):
-    from engine.mnist.sde_tasks import load_mnist_score
-    return load_mnist_score(path)
-
-
-@st.cache_resource(show_spinner=False)
-def mnist_test():
-    from engine.mnist.data import load_mnist
-    d = load_mnist()
-    return d.test_images, d.test_labels
-
-
-@st.cache_resource(show_spinner=False)
-def classifier():
-    from engine.mnist.quality import load_classifier
-    return load_classifier()[0]
-
-
-def sde_2d_checkpoints() -> dict:
-    out = {}
-    for p in sorted(CKPT.glob("sde2d_*.json")):
-        try:
-            meta = json.loads(p.read_text())
-            out[meta.get("title", p.stem)] = str(p.with_suffix(""))
-        except (OSError, json.JSONDecodeError):
-            pass
-    return out
-
-
-def mnist_checkpoints() -> dict:
-    out = {}
-    for p in sorted(CKPT.glob("*.json")):
-        try:
-            meta = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        kind = (meta.get("model") or {}).get("kind") if isinstance(meta, dict) else None
-        if kind == "tutorial_unet":
-            out[f"{p.stem} (score-SDE tutorial U-Net, VE σ^t)"] = str(p.with_suffix(""))
-        elif kind == "ncsn_unet":
-            sched = meta.get("schedule") or {}
-            # Only a multi-level NCSN covers a range of σ (the single-σ DSM baseline does not).
-            if meta.get("objective", "ncsn") == "ncsn" and sched.get("sigma_max", 0) > sched.get("sigma_min", 0) > 0:
-                out[f"{p.stem} (NCSN U-Net read as a VE SDE)"] = str(p.with_suffix(""))
-    # The SDE-trained (tutorial) models first.
-    return dict(sorted(out.items(), key=lambda kv: "tutorial" not in kv[0]))
+    loaded = load_score(path, reading="time")
+    return loaded.score_fn, loaded.sde, loaded.meta
 
 
 # -- page -----------------------------------------------------------------------------------------
@@ -236,27 +149,15 @@ with tab_fwd:
     if "error" in fv:
         st.error(fv["error"])
     else:
-        sde = base.make_sde()
-        panels = []
-        for t in (0.0, 0.1, 0.3, 0.6, 1.0):
-            k = int(np.argmin(np.abs(fv["times"] - t)))
-            spread = float(sde.mean_coef(t)) * (a + 3) + 3 * float(sde.std(t))
-            lim = max(a + 4.0, spread)
-            snap = snapshot(base, float(fv["times"][k]), -lim, lim)
-            panels.append(dict(title=f"t = {fv['times'][k]:.2f}", xs=snap["g"], ys=snap["g"],
-                               logp=snap["logp"], points=fv["frames"][k], range=(-lim, lim)))
-        st.plotly_chart(render_sde.snapshots_figure(panels, lo=-a - 4, hi=a + 4), key="sde_snap",
+        st.plotly_chart(render_sde.snapshots_figure(fv["panels"], lo=-a - 4, hi=a + 4), key="sde_snap",
                         config=PLOT)
         st.caption("Blue: the closed-form marginal log p_t (12 nats of range); purple: particles "
                    "simulated with Euler–Maruyama from exact data samples. Each panel zooms out "
                    "with the noise.")
-        u_max = a * 1.5 + 6  # zoomed on the data: VE paths enter from far outside
-        pj = projected(base, u_max)
-        dirn = np.array([1.0, 1.0]) / np.sqrt(2)
-        u = fv["frames"][:, :30] @ dirn
+        pj = projected_view(base)  # zoomed on the data: VE paths enter from far outside
         st.plotly_chart(render_sde.projected_figure(
             pj["ts"], pj["us"], pj["logp"],
-            [dict(name="forward paths", color=render_sde.FWD_COLOR, t=fv["times"], u=u)],
+            [dict(name="forward paths", color=render_sde.FWD_COLOR, t=fv["times"], u=fv["u"])],
             title="Marginal density of (x₁ + x₂)/√2 over t, with 30 forward paths"),
             key="sde_proj_fwd", config=PLOT)
         if kind == "ve":
@@ -269,49 +170,34 @@ with tab_fwd:
                        "towards 0 while noise fills in; the prior is N(0, I).")
 
 with tab_rev:
-    res = {name: reverse_run(replace(base, sampler=name)) for name in (stoch, "ode")}
+    res = {name: reverse_view(replace(base, sampler=name)) for name in (stoch, "ode")}
     errs = [f"{name}: {r['error']}" for name, r in res.items() if "error" in r]
     for e in errs:
         st.error(e)
     if not errs:
         st.markdown("The **same** prior points (same seed) go through the stochastic sampler on the "
                     "left and the deterministic probability-flow ODE on the right.")
-        lim = a + 4.0
-        g, logp0 = marginal_grid(base.mixture, base.make_sde(), base.make_sde().eps, -lim, lim, 80)
+        window = reverse_window(base)
+        lim, t_cut = window["lim"], window["t_cut"]
         names = {"sde": "reverse SDE", "pc": f"predictor–corrector (r = {snr:g})", "ode": "probability-flow ODE"}
         colors = {"sde": render_sde.SDE_COLOR, "pc": render_sde.SAMPLER_COLORS["pc"], "ode": render_sde.ODE_COLOR}
         # Draw the 2D paths only once the noise fits the window (VE starts at ±3σ_max);
         # the (t, u) view below shows them whole.
-        sde_b = base.make_sde()
-        t_cut = max([t for t in np.linspace(0, 1, 101) if float(sde_b.std(float(t))) <= lim / 3] or [0.0])
-        panels = []
-        for k, r in res.items():
-            keep = r["times"] <= t_cut + 1e-9
-            traj = r["frames"][keep] if keep.sum() >= 2 else r["frames"][-2:]
-            panels.append(dict(name=names[k], color=colors[k], points=r["x"], trajectories=traj))
-        st.plotly_chart(render_sde.reverse_panels_figure(panels, g.numpy(), g.numpy(),
-                                                         np.maximum(logp0.numpy(), float(logp0.max()) - 30),
+        panels = [dict(name=names[k], color=colors[k], points=r["x"], trajectories=paths_until(r, t_cut))
+                  for k, r in res.items()]
+        st.plotly_chart(render_sde.reverse_panels_figure(panels, window["g"], window["g"], window["logp"],
                                                          lo=-lim, hi=lim, means=base.means),
                         key="sde_rev", config=PLOT)
-        dirn = np.array([1.0, 1.0]) / np.sqrt(2)
-        fv = forward_view(base)
-        u_max = a * 1.5 + 6
-        pj = projected(base, u_max)
-        paths = [dict(name=names[k], color=colors[k], t=r["times"], u=r["frames"] @ dirn)
-                 for k, r in res.items()]
+        pj = projected_view(base)
+        paths = [dict(name=names[k], color=colors[k], t=r["times"], u=r["u"]) for k, r in res.items()]
         st.plotly_chart(render_sde.projected_figure(pj["ts"], pj["us"], pj["logp"], paths,
                                                     title="The same paths in (t, (x₁+x₂)/√2), t from 1 to 0",
                                                     reverse=True),
                         key="sde_proj_rev", config=PLOT)
-        rows = ["| sampler | mode weights | weight error (TV) | sliced W₂ | NFE | seconds |",
-                "|---|---|---:|---:|---:|---:|",
-                f"| target | {w:.3f}, {1 - w:.3f} | 0 | 0 | | |"]
-        for k, r in res.items():
-            s = r["summary"]
-            rows.append(f"| {names[k]} | {s['mode_weights'][0]:.3f}, {s['mode_weights'][1]:.3f} | "
-                        f"**{s['weight_error']:.3f}** | {s['sliced_wasserstein']:.2f} | {s['nfe']} | "
-                        f"{s['seconds']:.2f} |")
-        st.markdown("\n".join(rows))
+        st.markdown(weights_table([w, 1 - w], {names[k]: r["summary"] for k, r in res.items()},
+                                  labels=[f"mode at ({a:g}, {a:g})", f"mode at ({-a:g}, {-a:g})"],
+                                  corner="sampler",
+                                  extra={"nfe": ("NFE", "{}"), "seconds": ("seconds", "{:.2f}")}))
         st.caption(f"Paths in the panels are drawn from t = {t_cut:.2f} down (before that the noise "
                    "is wider than the window). Stochastic paths jitter and can cross between modes late; ODE paths are smooth "
                    "and each prior point has exactly one destination (the ODE is a bijection — that "
@@ -378,10 +264,10 @@ with tab_lik:
         "with $\\tilde f = f - \\tfrac12 g^2 s_\\theta$. Below, a small time-conditional MLP "
         "$s_\\theta(x,t)$ trained with the continuous objective on the seeds' mixture (shipped in "
         "`checkpoints/`); the divergence is the exact trace (2 backward passes in 2D).")
-    ckpts = sde_2d_checkpoints()
+    ckpts = sde2d_models()
     if not ckpts:
         st.warning("No 2D SDE checkpoint found in checkpoints/ (sde2d_*.json); train one with "
-                   "`python -m engine.training.sde 2d --out DIR`.")
+                   "`python -m engine train-sde 2d --out DIR`.")
     else:
         c1, c2 = st.columns([2, 1])
         with c1:
@@ -390,7 +276,7 @@ with tab_lik:
             res_n = st.select_slider("Grid", [16, 24, 32, 48], value=24, key="sde_lik_n")
         if st.button("Compute the ODE log-density map", key="sde_lik_go", type="primary"):
             with st.spinner("Integrating the ODE from every grid point…"):
-                st.session_state["sde_lik"] = (label, res_n, lik_maps(ckpts[label], res_n))
+                st.session_state["sde_lik"] = (label, res_n, likelihood_view(ckpts[label], res_n))
         stored = st.session_state.get("sde_lik")
         if stored is None:
             st.info("Press the button: the ODE runs from each of the grid's points (a few seconds).")
@@ -398,29 +284,17 @@ with tab_lik:
             lbl, nn_, m = stored
             if (lbl, nn_) != (label, res_n):
                 st.caption("Maps below are for an earlier choice; press the button to update.")
-            lo_z = float(m["exact"].max()) - 15
-            maps = [dict(title="exact log p(x)", z=np.maximum(m["exact"], lo_z), zmin=lo_z,
-                         zmax=float(m["exact"].max())),
-                    dict(title="ODE log p_θ(x) of the learned model", z=np.maximum(m["ode"], lo_z),
-                         zmin=lo_z, zmax=float(m["exact"].max())),
-                    dict(title="difference (ODE − exact)", z=np.clip(m["ode"] - m["exact"], -3, 3),
-                         colorscale="RdBu", zmin=-3, zmax=3)]
-            st.plotly_chart(render_sde.density_maps_figure(m["grid"], m["grid"], maps), key="sde_lik_maps",
-                            config=PLOT)
-            _, _, meta = load_2d(ckpts[lbl])
-            mix = GaussianMixture.from_dict(meta["data"]["mixture"])
-            probs = np.exp(m["exact"])
-            inside = probs > probs.max() * np.exp(-6)
+            st.plotly_chart(render_sde.likelihood_figure(m), key="sde_lik_maps", config=PLOT)
             st.markdown(
                 f"ODE: {m['nfe']} function evaluations, {m['seconds']:.1f} s for {nn_ * nn_} points. "
                 f"Mean |ODE − exact| where p is within 6 nats of its peak: "
-                f"**{float(np.abs(m['ode'] - m['exact'])[inside].mean()):.3f} nats**. Far from the "
+                f"**{m['near_error']:.3f} nats**. Far from the "
                 "data the model was never trained and the maps disagree — the same low-density "
                 "problem the seeds describe for Langevin dynamics. "
                 "`python -m engine nll --checkpoint …` gives the mean NLL on samples.")
 
 with tab_mnist:
-    models = mnist_checkpoints()
+    models = sde_mnist_models()
     if not models:
         st.warning("No MNIST score checkpoint found in checkpoints/; see the MNIST page.")
     else:
@@ -433,11 +307,7 @@ with tab_mnist:
             st.stop()
         st.caption(f"SDE: {msde.describe()} · trained {mmeta.get('steps', mmeta.get('step', '?'))} steps.")
         st.subheader("Bits per dimension")
-        measured = {}
-        try:
-            measured = json.loads((CKPT / "sde_mnist_metrics.json").read_text()).get(Path(path).name, {})
-        except (OSError, json.JSONDecodeError):
-            pass
+        measured = sde_mnist_measurements(path)
         now_steps = mmeta.get("steps", mmeta.get("step"))
         old_steps = {r.get("model_steps") for r in measured.values() if isinstance(r, dict)}
         if measured and old_steps != {now_steps}:
@@ -456,11 +326,8 @@ with tab_mnist:
                            f"`{bpd.get('command', '')}`")
         n_bpd = st.select_slider("Test digits to evaluate now", [1, 2, 4, 8], value=2, key="sde_bpd_n")
         if st.button("Compute bits/dim", key="sde_bpd_go"):
-            from engine.mnist.sde_tasks import mnist_bits_per_dim
-
-            imgs, _ = mnist_test()
             with st.spinner("Integrating the likelihood ODE (about a minute per few digits on a CPU)…"):
-                st.session_state["sde_bpd"] = mnist_bits_per_dim(score_fn, msde, imgs[:n_bpd], seed=seed)
+                st.session_state["sde_bpd"] = bits_per_dim(score_fn, msde, n_bpd, seed)
         if "sde_bpd" in st.session_state:
             r = st.session_state["sde_bpd"]
             st.write(f"{r['bpd']:.3f} bits/dim on {r['images']} test digits "
@@ -484,7 +351,7 @@ with tab_mnist:
                        f"(`{c.get('command', '')}`); lower FD is better. Sampling at these budgets "
                        "takes minutes on a CPU, so this chart is precomputed.")
         else:
-            st.info("Not measured for this model yet: `python -m engine.mnist.sde_tasks cost --checkpoint "
+            st.info("Not measured for this model yet: `python -m engine sde-mnist cost --checkpoint "
                     f"{Path(path).name}`.")
 
         st.subheader("Inpainting")
@@ -500,8 +367,6 @@ with tab_mnist:
             "every step the known pixels are replaced by a fresh forward-SDE sample of the true "
             "pixels at the current $t$ ($m(t)\\,y + \\text{std}(t)\\,z$), so the unknown pixels are "
             "drawn from $p_t(x_{\\text{unknown}} \\mid x_{\\text{known}})$ all the way down.")
-        from engine.mnist.sde_tasks import MASKS, inpaint, make_mask
-
         c1, c2, c3, c4 = st.columns(4)
         with c1:
             idx = st.number_input("Test digit #", 0, 9999, 0, 1, key="sde_inp_idx")
@@ -514,39 +379,30 @@ with tab_mnist:
         with c4:
             inp_snr = st.select_slider("snr r", [0.05, 0.1, 0.16, 0.2, 0.3], value=0.16,
                                        key="sde_inp_snr", help=SNR_HELP)
-        imgs, labels = mnist_test()
-        original = imgs[int(idx)].astype(np.float32) / 255.0
-        mask = make_mask(mask_kind, seed)
+        digit = masked_digit(int(idx), mask_kind, seed)
         if st.button("Inpaint", key="sde_inp_go", type="primary"):
             with st.spinner(f"Predictor–corrector, {2 * inp_steps} score evaluations…"):
-                with torch.no_grad():
-                    comp, nfe = inpaint(score_fn, msde, original[None], mask, n_comp, inp_steps,
-                                        inp_snr, seed)
-            st.session_state["sde_inp"] = dict(key=(path, int(idx), mask_kind, n_comp, inp_steps,
-                                                    inp_snr, seed), comp=comp[0], nfe=nfe)
+                st.session_state["sde_inp"] = dict(
+                    key=(path, int(idx), mask_kind, n_comp, inp_steps, inp_snr, seed),
+                    **inpaint_digit(score_fn, msde, digit, n_comp, inp_steps, inp_snr, seed))
         res = st.session_state.get("sde_inp")
-        from engine.render.images import grid_png
-
-        shown = [original, original * mask + 0.5 * (1 - mask)]
-        captions = [f"original (label {int(labels[int(idx)])})", "masked (hidden = grey)"]
+        shown = [digit["original"], digit["masked"]]
+        captions = [f"original (label {digit['label']})", "masked (hidden = grey)"]
         if res is not None:
             if res["key"][1:3] != (int(idx), mask_kind):
                 st.caption("Completions below are for an earlier digit or mask; press Inpaint.")
-            from engine.models.classifier import predict
-
-            probs, _ = predict(classifier(), res["comp"])
-            for j, img in enumerate(res["comp"]):
+            for j, (img, said) in enumerate(zip(res["comp"], classify(res["comp"]))):
                 shown.append(img)
-                captions.append(f"completion {j + 1}: classifier says {int(probs[j].argmax())}")
+                captions.append(f"completion {j + 1}: classifier says {said}")
         cols = st.columns(len(shown))
         for col, img, cap in zip(cols, shown, captions):
-            col.image(grid_png(img[None], nrow=1, scale=4), caption=cap)
+            col.image(grid_png([img], nrow=1, scale=4), caption=cap)
         if res is not None:
-            grid_bytes = grid_png(np.concatenate([np.stack(shown)]), nrow=len(shown), scale=3)
+            grid_bytes = grid_png(shown, nrow=len(shown), scale=3)
             st.download_button("Download original, masked and completions (PNG)", data=grid_bytes,
                                file_name=f"inpaint_digit{int(idx)}_{mask_kind}.png",
                                mime="image/png", key="sde_inp_dl", on_click="ignore")
             st.caption(f"{res['nfe']} score evaluations. "
-                       f"`python -m engine.mnist.sde_tasks inpaint --checkpoint {Path(path).name} "
+                       f"`python -m engine sde-mnist inpaint --checkpoint {Path(path).name} "
                        f"--mask {mask_kind}` measures how often the classifier agrees with the "
                        "true label over many digits.")

@@ -7,17 +7,16 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
-import torch
 
+from engine.lab.learned2d import comparison_rows, cost_per_step, learned_field, sigma_rule
 from engine.render import train as render_train
-from engine.store.checkpoints import CheckpointError, load_score_fn
+from engine.render.base import markdown_table
+from engine.store.checkpoints import CheckpointError, read_meta
 from engine.store.jobs import JobManager
-from engine.samplers.schedules import largest_pairwise_distance
-from engine.store.runs import read_metrics
-from engine.targets import SAMPLE_SETS, GaussianMixture, sample_set
-from engine.training.toy2d import Train2DConfig, cli_argv, run_summary, time_objectives
+from engine.store.registry import loss_records, modified, runs_started_with
+from engine.targets import SAMPLE_SETS
+from engine.training.toy2d import Train2DConfig, cli_argv
 
 from ui import nav
 
@@ -45,43 +44,19 @@ def jobs() -> JobManager:
     return nav.job_manager()
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def cached_score_fn(path: str, mtime: float):
-    return load_score_fn(path)
-
-
-def score_fn_for(run_dir: Path):
-    path = run_dir / "model.json"
-    return cached_score_fn(str(run_dir / "model"), path.stat().st_mtime)
-
-
 @st.cache_data(show_spinner=False, max_entries=16)
-def data_preview(name: str, n: int = 2000) -> np.ndarray:
-    return sample_set(name, n, torch.Generator().manual_seed(0)).numpy()
+def field_view(path: str, sigma: float, mtime: float) -> dict:
+    """The learned (and exact) field as arrays, cached until the run saves its model again."""
+    return learned_field(path, sigma)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def sigma_rule(name: str, means: tuple, weights: tuple) -> float:
-    """NCSNv2 technique 1: σ_1 ≈ the largest distance between two training points."""
-    if name == "mixture":
-        x = GaussianMixture.create(means, weights).sample(2000, torch.Generator().manual_seed(0))
-    else:
-        x = sample_set(name, 2000, torch.Generator().manual_seed(0))
-    return largest_pairwise_distance(x.numpy())
-
-
-@st.cache_data(show_spinner="Timing one training step per objective and dimension…", max_entries=4)
-def cost_experiment(dims: tuple, steps: int) -> list[dict]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return time_objectives(dims=dims, steps=steps)
-    finally:
-        torch.set_num_threads(before)
+sigma_rule = st.cache_data(show_spinner=False, max_entries=16)(sigma_rule)
+cost_experiment = st.cache_data(show_spinner="Timing one training step per objective and dimension…",
+                                max_entries=4)(cost_per_step)
 
 
 def train_runs() -> list:
-    return [r for r in jobs().runs() if (r.config.get("argv") or [""])[0] == "train2d"]
+    return runs_started_with(jobs().runs(), "train2d")
 
 
 def run_label(info) -> str:
@@ -198,11 +173,10 @@ def runs_panel() -> None:
                 busy = [r.name for r in jobs().runs() if r.state in ("starting", "running")]
                 st.caption(f"Waiting for a free slot ({jobs().max_running} at a time); running now: "
                            f"{', '.join(busy) or 'nothing'} — cancel one to start this sooner.")
-            recs = [r for r in read_metrics(info.dir) if "loss" in r]
+            recs = loss_records(info.dir)
             if recs:
-                curve = {"name": info.config.get("config", {}).get("objective", "loss"),
-                         "objective": info.config.get("config", {}).get("objective", ""),
-                         "steps": [r["step"] for r in recs], "loss": [r["loss"] for r in recs]}
+                objective = info.config.get("config", {}).get("objective", "")
+                curve = render_train.loss_curve(recs, objective or "loss", objective=objective)
                 st.plotly_chart(render_train.loss_figure([curve], title="Loss", height=190),
                                 key=f"tr_loss_{info.dir.name}")
     # Last (after any Cancel click was handled): a run that just ended → rerun the whole page once.
@@ -228,16 +202,13 @@ else:
     chosen = st.session_state.get("tr_selected")
     index = keys.index(chosen) if chosen in keys else 0
     pick = st.selectbox("Run", keys, index=index, format_func=labels.get, key="tr_inspect")
-    run_dir = Path(pick)
+    model = str(Path(pick) / "model")
     try:
-        score_fn = score_fn_for(run_dir)
+        meta = read_meta(model)
     except (CheckpointError, OSError) as err:
         st.error(str(err))
     else:
-        meta = score_fn.meta
-        target = meta.get("target") or {}
         sigmas = [float(s) for s in meta.get("sigmas") or []]
-        mixture = GaussianMixture.from_dict(target) if target.get("data") == "mixture" else None
         if len(sigmas) > 1:
             view_sigma = st.select_slider("σ to compare at", sigmas[::-1], value=sigmas[-1],
                                           format_func=lambda s: f"{s:.3g}", key="tr_view_sigma")
@@ -245,11 +216,12 @@ else:
             view_sigma = sigmas[0] if sigmas else 0.0
             st.caption(f"This {meta.get('objective', '').upper()} model estimates the score at "
                        f"σ = {view_sigma:g}" + (" (the clean data)." if not sigmas else "."))
-        if mixture is not None:
-            extent = max(abs(v) for m in mixture.means for v in m) + 3 * max(1.0, view_sigma) ** 0.5 + 2
-            lo, hi = -extent, extent
-            cmp = render_train.field_comparison(score_fn, view_sigma, lo, hi, exact_fn=mixture.score,
-                                                log_density_fn=mixture.log_prob)
+        try:
+            cmp = field_view(model, view_sigma, modified(model))
+        except (CheckpointError, OSError) as err:
+            st.error(str(err))
+            cmp = {}
+        if "exact" in cmp:
             st.plotly_chart(render_train.fields_figure(cmp), key="tr_fields")
             metrics = meta.get("metrics") or {}
             c1, c2, c3 = st.columns(3)
@@ -268,28 +240,18 @@ else:
             if len(metrics.get("fisher_sigma") or {}) > 1:
                 st.plotly_chart(render_train.fisher_sigma_figure(metrics["fisher_sigma"]),
                                 key="tr_fisher_sigma")
-        else:
-            pts = data_preview(target.get("data", "rings"))
-            extent = float(np.abs(pts).max()) + 1.0
-            cmp = render_train.field_comparison(score_fn, view_sigma, -extent, extent)
-            st.plotly_chart(render_train.fields_figure(cmp, data_points=pts), key="tr_fields")
+        elif cmp:
+            st.plotly_chart(render_train.fields_figure(cmp, data_points=cmp["data_points"]),
+                            key="tr_fields")
             st.caption("No exact score for this data set: the learned field is drawn over the data. "
                        "Fisher divergences need a Gaussian mixture.")
 
 # -- compare runs across objectives -----------------------------------------------------------------
 st.subheader("Compare objectives")
-rows = []
-for r in train_runs():
-    if r.checkpoint is None or r.state != "finished":
-        continue
-    try:
-        meta = score_fn_for(r.dir).meta
-    except (CheckpointError, OSError):
-        continue
-    rows.append({"run": r.dir.name[:15] + "·" + (meta.get("objective") or ""), **run_summary(meta)})
+rows = comparison_rows(train_runs())
 if rows:
     # A Markdown table: st.dataframe needs pyarrow, whose installed build wants NumPy 2.
-    st.markdown(render_train.markdown_table(rows, COMPARE_COLUMNS))
+    st.markdown(markdown_table(rows, COMPARE_COLUMNS))
     if any(r.get("fisher") is not None for r in rows):
         st.plotly_chart(render_train.comparison_figure(rows), key="tr_compare")
     st.caption("Fisher divergence compares each model with the exact score of the clean data at "
@@ -319,7 +281,7 @@ with tab_a:
         objs = list(dict.fromkeys(r["objective"] for r in rows_a))
         table_a = [{"dim": d, **{o: r["sec_per_step"] for o in objs for r in rows_a
                                  if r["dim"] == d and r["objective"] == o}} for d in cost_dims]
-        st.markdown(render_train.markdown_table(
+        st.markdown(markdown_table(
             table_a, {"dim": ("d", "{}"), **{o: (f"{o.upper()} s/step", "{:.2g}") for o in objs}}))
 with tab_b:
     st.markdown("Data lying exactly on a curve have no density in 2D, so the score is undefined off "
@@ -343,11 +305,9 @@ with tab_b:
     if pair:
         curves = []
         for r in pair:
-            recs = [m for m in read_metrics(r.dir) if "loss" in m]
             tau = r.config["config"].get("perturb", 0.0)
-            curves.append({"name": f"τ = {tau:g}" + (" (on the curve)" if not tau else " (perturbed)")
-                           + f" — {r.state}", "steps": [m["step"] for m in recs],
-                           "loss": [m["loss"] for m in recs],
-                           "color": "#d62728" if not tau else "#1f77b4"})
+            curves.append(render_train.loss_curve(
+                loss_records(r.dir), f"τ = {tau:g}" + (" (on the curve)" if not tau else " (perturbed)")
+                + f" — {r.state}", color="#d62728" if not tau else "#1f77b4"))
         st.plotly_chart(render_train.loss_figure(curves, title="SSM loss on data on a curve"),
                         key="tr_manifold_chart")

@@ -5,10 +5,10 @@ import io
 import pytest
 from PIL import Image
 
-from engine.store.registry import shipped_image_checkpoints
+from engine.store.registry import shipped
 from tests.browser import wait_idle
 
-pytestmark = pytest.mark.skipif(not shipped_image_checkpoints(),
+pytestmark = pytest.mark.skipif(not shipped("ncsn_unet"),
                                 reason="the shipped MNIST checkpoints are missing")
 
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.store.registry import PROJECT_ROOT, shipped_image_checkpoints
+from engine.paths import PROJECT_ROOT
+from engine.store.registry import shipped
 
-pytestmark = pytest.mark.skipif(not shipped_image_checkpoints(),
+pytestmark = pytest.mark.skipif(not shipped("ncsn_unet"),
                                 reason="the shipped MNIST checkpoints are missing")
 
 
@@ -77,3 +78,35 @@ def test_sampling_a_small_grid_offers_png_zip_and_npy(app):
     assert len(at.get("image")) >= 1 and at.get("select_slider")  # the level slider
     metrics = {m.label for m in at.metric}
     assert "Fréchet distance" in metrics or at.warning
+
+
+def test_a_training_run_shows_its_loss_its_loss_per_sigma_and_its_preview(app, tmp_path):
+    import json
+
+    from engine.render.images import grid_png
+
+    at, stored = app
+    run = tmp_path / "runs" / "20260101-000000-mnist-ncsn"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"name": "mnist-ncsn", "created": 1.0,
+                                                 "argv": ["train", "mnist", "--steps", "20"]}))
+    (run / "status.json").write_text(json.dumps({"state": "finished", "step": 20, "total": 20}))
+    (run / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": s, "loss": 1.0 / s, "per_sigma": [0.5, None, 0.1]}) + "\n" for s in (10, 20)))
+    preview = grid_png(np.zeros((4, 28, 28)))
+    (run / "preview.png").write_bytes(preview)
+    at.run()
+    assert not at.exception, at.exception
+    specs = {}
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        specs[spec["layout"]["title"]["text"]] = spec
+    loss = specs["Loss"]
+    assert list(loss["data"][0]["x"]) == [10, 20] and loss["layout"]["yaxis"]["type"] == "log"
+    # No checkpoint yet, so the levels are numbered 1…L; a level without a record is left out.
+    per_sigma = specs["Loss per σ (latest records)"]["data"][0]
+    assert list(per_sigma["x"]) == [1.0, 3.0] and list(per_sigma["y"]) == [0.5, 0.1]
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert "preview (EMA)" in captions
+    assert any(np.asarray(Image.open(io.BytesIO(data))).shape == (2 * 30 + 2, 2 * 30 + 2)
+               for data, mime, _ in stored if mime.startswith("image/"))

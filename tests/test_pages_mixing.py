@@ -152,3 +152,28 @@ def test_page_batched_sampling_gives_the_cli_particles():
         assert got.sample.frame_steps == want.sample.frame_steps
         assert got.mode_weights == want.mode_weights and got.sample.nfe == want.sample.nfe
     assert isinstance(batched[2], ValueError) and "σ_max" in str(batched[2])
+
+
+def test_langevin_table_lists_the_bars_and_their_total_variation(app_test):
+    at = open_page(app_test, "pages/langevin.py")
+    bars = bar_values(charts(at)[-1])
+    table = next(m.value for m in at.markdown if "weight error (TV)" in m.value)
+    lines = [line for line in table.splitlines() if line.startswith("|")][2:]   # after head, rule
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in lines}
+    assert set(rows) == {"Target", "Plain Langevin", "Annealed Langevin"}
+    assert [c.strip() for c in rows["Target"]] == ["0.800", "0.200", "0", "0"]
+    for name in ("Plain Langevin", "Annealed Langevin"):
+        weights = [float(c) for c in rows[name][:2]]
+        np.testing.assert_allclose(weights, bars[name], atol=5e-4)
+        tv = float(rows[name][2].strip().strip("*"))
+        assert tv == pytest.approx(0.5 * np.abs(np.array(bars[name]) - [0.8, 0.2]).sum(), abs=1e-3)
+
+
+def test_scores_energy_view_is_minus_the_log_density(app_test):
+    at = open_page(app_test, "pages/scores.py")
+    log_density = decode(charts(at)[0]["data"][0]["z"])
+    at.radio(key="scores_view").set_value("energy −log p").run()
+    assert not at.exception
+    energy = charts(at)[0]
+    np.testing.assert_array_equal(decode(energy["data"][0]["z"]), -log_density)
+    assert energy["data"][0]["colorbar"]["title"]["text"] == "−log p"

@@ -81,3 +81,39 @@ def test_every_builder_gives_a_spec_plotly_accepts():
     anim = specs[3].spec
     assert len(anim["frames"]) == 5
     assert all(len(f["data"]) == len(anim["data"]) for f in anim["frames"])
+
+
+def test_the_shared_base_and_the_page_figures_are_valid_plotly():
+    from engine.render import base, images, sde
+
+    rng = np.random.default_rng(2)
+    traj = rng.normal(size=(3, 2, 2))
+    lines = base.path_lines(traj)           # particle 0's 3 points, a gap, particle 1's, a gap
+    assert lines.shape == (8, 2) and np.isnan(lines[3]).all() and np.isnan(lines[7]).all()
+    np.testing.assert_array_equal(lines[4:7], traj[:, 1].astype(np.float32))
+    g = np.linspace(-4, 4, 12)
+    logp = -(g[None, :] ** 2 + g[:, None] ** 2) / 2
+    run = dict(x=rng.normal(size=(30, 2)), frames=rng.normal(size=(5, 4, 2)),
+               frame_steps=[0, 10, 20, 30, 40], frame_sigmas=[20.0, 20.0, 9.0, 4.0, 1.0])
+    figs = render.langevin_figures({"a": run, "b": run}, {"g": g, "logp": logp}, lim=4, means=[(1, 1)],
+                                   steps=20, colors={"a": "red", "b": "blue"}, label_by="b", n_traj=2)
+    assert [s["label"] for s in figs["anim"]["layout"]["sliders"][0]["steps"]] == [
+        "step 0 (start)", "step 10 · annealed σ = 20", "step 20 · annealed σ = 9", "step 30 · annealed σ = 4",
+        "step 40 · annealed σ = 1"]
+    paths = next(t for t in figs["final"]["data"] if t.get("name") == "trajectories")
+    assert len(decode(paths["x"])) == 2 * (3 + 1)            # frames at steps 0, 20, 40 only
+    maps = dict(grid=g, exact=logp, ode=logp + 0.5)
+    for spec in (figs["final"], figs["anim"], sde.likelihood_figure(maps).spec,
+                 images.class_counts_figure([1, 2, 3, 4, 5, 6, 7, 8, 9, 0]).spec):
+        assert go.Figure(spec).data
+
+
+def test_weights_table_rows_bold_error_and_extra_columns():
+    results = {"run": {"mode_weights": [0.75, 0.25], "weight_error": 0.05, "sliced_wasserstein": 0.123,
+                       "nfe": 40}}
+    table = render.weights_table([0.8, 0.2], results, labels=["w1", "w2"], corner="sampler",
+                                 extra={"nfe": ("NFE", "{}")})
+    assert table.splitlines() == ["| sampler | w1 | w2 | weight error (TV) | sliced W₂ | NFE |",
+                                  "|---|---|---|---|---|---|",
+                                  "| target | 0.800 | 0.200 | 0 | 0 | – |",
+                                  "| run | 0.750 | 0.250 | **0.050** | 0.12 | 40 |"]

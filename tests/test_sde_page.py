@@ -41,6 +41,8 @@ def test_defaults_draw_forward_and_reverse_views_with_weights_near_target(app_te
     for row in rows:
         w0 = float(row.split("|")[2].split(",")[0])
         assert w0 == pytest.approx(0.8, abs=0.05), row
+    target = next(r for r in table.splitlines() if r.startswith("| target"))
+    assert [c.strip() for c in target.split("|")[2:6]] == ["0.800", "0.200", "0", "0"]
     assert any("snr" in e.label for e in at.expander)
 
 

@@ -1,4 +1,5 @@
-"""Image bytes for downloads and figures: a PNG grid, a ZIP of one PNG per image, .npy bytes.
+"""Image bytes for downloads and figures: a PNG grid, a ZIP of one PNG per image, .npy bytes; and
+the bar chart of a classifier's labels for a set of samples.
 
 Images are float arrays (N, 28, 28) (or (N, 1, 28, 28)) with values in [0, 1]; they are clipped
 and quantised to 8 bits for PNG.
@@ -64,3 +65,12 @@ def npy_bytes(images: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.asarray(images, dtype=np.float32), allow_pickle=False)
     return buf.getvalue()
+
+
+def class_counts_figure(counts, title: str = "Classifier's label counts", height: int = 200):
+    """Bars of how many samples the classifier assigns to each digit 0–9 (a render.base.Spec)."""
+    from engine.render.base import figure  # Plotly only for the page: training writes PNGs here
+
+    data = [dict(type="bar", x=[str(i) for i in range(len(counts))], y=[int(c) for c in counts])]
+    return figure(data, dict(title=dict(text=title), height=height,
+                             margin=dict(l=10, r=10, t=25, b=10)))

@@ -1,125 +1,18 @@
-"""Plotly figures from arrays (no Streamlit here): density maps, score fields, particles,
-trajectories, client-side animations and bar charts.
+"""Figures of the 2D mixing pages (no Streamlit here): score fields over a density, particles,
+trajectories, client-side animations, the weights chart and the weights/errors table.
 
-Every builder takes NumPy arrays (or lists) and returns a `Spec`: a plain Plotly figure dict
-({"data", "layout", "frames"}) wrapped so that `st.plotly_chart` sends it as is. Building
-`plotly.graph_objects` trees validates every property (a 40-frame animation took ~0.3 s to build and
-as long again to re-validate); these specs are checked against Plotly's schema in the tests
-instead. `spec.to_figure()` gives a validated `go.Figure` when you want to edit one.
-Point clouds are float32 arrays (Plotly 6 encodes them as compact base64) drawn with `scattergl`;
-animations carry their frames, so they play in the browser without a rerun.
+Builders take NumPy arrays and return an `engine.render.base.Spec`. Point clouds are drawn with
+`scattergl`; animations carry their frames, so they play in the browser without a rerun.
 """
 
 from __future__ import annotations
 
-import base64
-import functools
 import hashlib
 
 import numpy as np
-import plotly.graph_objects as go
 
-# Colours shared by the pages: plain Langevin, annealed Langevin, target, exact samples.
-PLAIN = "#d62728"
-ANNEALED = "#1f77b4"
-TARGET = "#2ca02c"
-MEAN_MARKER = dict(symbol="x", size=11, color="black", line=dict(width=1))
-_FONT = dict(size=13)
-
-
-def _f32(a) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
-
-
-class Spec(go.Figure):
-    """A Plotly figure dict that `st.plotly_chart` (and `plotly.io.to_json`) take without
-    re-validating it: a `go.Figure` whose `to_dict()` returns the prebuilt dict.
-
-    Use `.spec` for the dict (tests read it) and `.to_figure()` for a real, editable go.Figure.
-    """
-
-    def __new__(cls, spec: dict):
-        # go.Figure.__init__ builds an empty, validated figure tree (~5-15 ms): not needed here.
-        self = object.__new__(cls)
-        object.__setattr__(self, "_spec", spec)
-        return self
-
-    def __init__(self, spec: dict):  # noqa: D107 — state set in __new__
-        pass
-
-    @property
-    def spec(self) -> dict:
-        return self._spec
-
-    def to_dict(self):  # what plotly.tools.return_figure_from_figure_or_data sends on
-        return self._spec
-
-    def to_plotly_json(self):
-        return self._spec
-
-    def to_figure(self) -> go.Figure:
-        return go.Figure(self._spec)
-
-
-_DTYPES = {"float32": "f4", "float64": "f8", "int8": "i1", "int16": "i2", "int32": "i4",
-           "uint8": "u1", "uint16": "u2", "uint32": "u4"}
-
-
-def _typed(obj):
-    """NumPy arrays → Plotly.js typed-array specs {"dtype", "bdata"(, "shape")}, at any depth
-    (what plotly.py 6 sends for arrays; NaN stays NaN, which Plotly draws as a gap)."""
-    if isinstance(obj, np.ndarray):
-        code = _DTYPES.get(str(obj.dtype))
-        if code is None or obj.size == 0:
-            return obj.tolist()
-        arr = np.ascontiguousarray(obj)
-        out = {"dtype": code, "bdata": base64.b64encode(arr.tobytes()).decode("ascii")}
-        if arr.ndim > 1:
-            out["shape"] = ", ".join(str(n) for n in arr.shape)
-        return out
-    if isinstance(obj, dict):
-        return {k: _typed(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_typed(v) for v in obj]
-    return obj
-
-
-def _figure(data, layout: dict, frames=None) -> Spec:
-    base = dict(margin=dict(l=10, r=10, t=40, b=10), font=_FONT)
-    base.update(layout)
-    spec = {"data": data, "layout": base}
-    if frames is not None:
-        spec["frames"] = frames
-    return Spec(_typed(spec))
-
-
-def colorscale(name_or_list):
-    """A named plotly.py colour scale ('Magma', 'Viridis_r', …) as the explicit list Plotly.js
-    needs (it knows only a few names, and these specs skip plotly.py's expansion)."""
-    if isinstance(name_or_list, str):
-        return [list(step) for step in _named_colorscale(name_or_list)]
-    return name_or_list
-
-
-@functools.lru_cache(maxsize=64)
-def _named_colorscale(name: str) -> tuple:
-    from plotly.colors import get_colorscale  # builds its name table on every call: memoised
-    return tuple(tuple(step) for step in get_colorscale(name))
-
-
-def _square_axes(lo: float, hi: float, n_panels: int = 1, gap: float = 0.06) -> dict:
-    """Layout entries for n side-by-side panels with equal aspect and a shared range."""
-    width = (1.0 - gap * (n_panels - 1)) / n_panels
-    layout = {}
-    for i in range(n_panels):
-        suffix = "" if i == 0 else str(i + 1)
-        x0 = i * (width + gap)
-        layout[f"xaxis{suffix}"] = dict(range=[lo, hi], domain=[x0, x0 + width], zeroline=False,
-                                        showgrid=False, constrain="domain")
-        layout[f"yaxis{suffix}"] = dict(range=[lo, hi], anchor=f"x{suffix}", zeroline=False,
-                                        showgrid=False, scaleanchor=f"x{suffix}", scaleratio=1)
-    return layout
-
+from engine.render.base import (Spec, axis_suffix, colorscale, f32, figure, markdown_table,
+                                means_trace, panel_title, path_lines, square_axes)
 
 # -- score fields ------------------------------------------------------------------------------
 
@@ -142,7 +35,7 @@ def arrow_segments(points, vectors, length: float) -> tuple[np.ndarray, np.ndarr
     right = tip + np.stack([c * back[:, 0] + s * back[:, 1], -s * back[:, 0] + c * back[:, 1]], 1)
     nan = np.full_like(p, np.nan)
     pts = np.stack([p, tip, nan, left, tip, right, nan], 1).reshape(-1, 2)
-    return _f32(pts[:, 0]), _f32(pts[:, 1])
+    return f32(pts[:, 0]), f32(pts[:, 1])
 
 
 _scale = colorscale  # field_figure's `colorscale` argument shadows the function
@@ -152,8 +45,8 @@ def field_figure(xs, ys, z, points, vectors, *, title: str, z_title: str, colors
                  arrow_length: float | None = None, means=None, zmin=None, zmax=None,
                  arrow_color: str = "white", height: int = 460) -> Spec:
     """Heat map z(x, y) (rows = ys) with a quiver of `vectors` at `points` on top."""
-    xs, ys = _f32(xs), _f32(ys)
-    data = [dict(type="heatmap", x=xs, y=ys, z=_f32(z), colorscale=_scale(colorscale), zmin=zmin,
+    xs, ys = f32(xs), f32(ys)
+    data = [dict(type="heatmap", x=xs, y=ys, z=f32(z), colorscale=_scale(colorscale), zmin=zmin,
                  zmax=zmax, colorbar=dict(title=dict(text=z_title, side="right"), thickness=12),
                  hovertemplate="x=%{x:.2f}<br>y=%{y:.2f}<br>" + z_title + "=%{z:.3g}<extra></extra>")]
     if points is not None and len(points):
@@ -164,20 +57,18 @@ def field_figure(xs, ys, z, points, vectors, *, title: str, z_title: str, colors
         data.append(dict(type="scattergl", x=ax, y=ay, mode="lines", hoverinfo="skip", name="score",
                          line=dict(color=arrow_color, width=1.4)))
     if means is not None:
-        m = _f32(means)
-        data.append(dict(type="scatter", x=m[:, 0], y=m[:, 1], mode="markers", marker=MEAN_MARKER,
-                         name="means", hoverinfo="skip"))
+        data.append(means_trace(means))
     layout = dict(title=dict(text=title), showlegend=False, height=height,
-                  **_square_axes(float(xs[0]), float(xs[-1])))
-    return _figure(data, layout)
+                  **square_axes(float(xs[0]), float(xs[-1])))
+    return figure(data, layout)
 
 
 def line_figure(x, series: dict, *, title: str, x_title: str, y_title: str,
                 vline: float | None = None, height: int = 320, colors: dict | None = None) -> Spec:
     """Several named lines over a shared x (e.g. a probe point's score as a weight moves)."""
-    x = _f32(x)
+    x = f32(x)
     colors = colors or {}
-    data = [dict(type="scatter", x=x, y=_f32(y), mode="lines", name=name,
+    data = [dict(type="scatter", x=x, y=f32(y), mode="lines", name=name,
                  line=dict(width=2.5, color=colors.get(name))) for name, y in series.items()]
     layout = dict(title=dict(text=title), height=height, xaxis=dict(title=dict(text=x_title)),
                   yaxis=dict(title=dict(text=y_title)),
@@ -186,7 +77,7 @@ def line_figure(x, series: dict, *, title: str, x_title: str, y_title: str,
     if vline is not None:
         layout["shapes"] = [dict(type="line", x0=vline, x1=vline, yref="paper", y0=0, y1=1,
                                  line=dict(color="gray", dash="dot"))]
-    return _figure(data, layout)
+    return figure(data, layout)
 
 
 # -- particles -------------------------------------------------------------------------------
@@ -232,7 +123,7 @@ def contour_lines(xs, ys, z, levels) -> tuple[np.ndarray, np.ndarray]:
     if not out:
         return np.array([], np.float32), np.array([], np.float32)
     pts = np.concatenate(out)
-    return _f32(pts[:, 0]), _f32(pts[:, 1])
+    return f32(pts[:, 0]), f32(pts[:, 1])
 
 
 _CONTOUR_CACHE: dict = {}
@@ -276,19 +167,17 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
     annotations = []
     n = len(panels)
     for i, panel in enumerate(panels):
-        sfx = "" if i == 0 else str(i + 1)
+        sfx = axis_suffix(i)
         data.append(_contour(xs, ys, log_density, sfx))
-        pts = _f32(panel["points"])
+        pts = f32(panel["points"])
         data.append(dict(type="scattergl", x=pts[:, 0], y=pts[:, 1], mode="markers", xaxis=f"x{sfx}",
                          yaxis=f"y{sfx}", name=panel["name"],
                          marker=dict(size=4, color=panel["color"], opacity=0.55),
                          hovertemplate="(%{x:.2f}, %{y:.2f})<extra></extra>"))
         traj = panel.get("trajectories")
         if traj is not None and len(traj):
-            traj = _f32(traj)  # (F, M, 2) → one line per particle, NaN-separated
-            f, m, _ = traj.shape
-            lines = np.concatenate([traj.transpose(1, 0, 2), np.full((m, 1, 2), np.nan, np.float32)], 1)
-            lines = lines.reshape(-1, 2)
+            traj = f32(traj)
+            lines = path_lines(traj)
             data.append(dict(type="scattergl", x=lines[:, 0], y=lines[:, 1], mode="lines",
                              xaxis=f"x{sfx}", yaxis=f"y{sfx}", name="trajectories", hoverinfo="skip",
                              line=dict(color="#222222", width=1), opacity=0.55))
@@ -296,18 +185,14 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
                              xaxis=f"x{sfx}", yaxis=f"y{sfx}", name="start", hoverinfo="skip",
                              marker=dict(symbol="circle-open", size=8, color="black")))
         if means is not None:  # scattergl, so the marks draw above the (WebGL) particles
-            mm = _f32(means)
-            data.append(dict(type="scattergl", x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
-                             yaxis=f"y{sfx}", marker=MEAN_MARKER, name="means", hoverinfo="skip"))
-        annotations.append(dict(text=f"<b>{panel['name']}</b>", xref=f"x{sfx} domain",
-                                yref=f"y{sfx} domain", x=0.5, y=1.0, yanchor="bottom",
-                                showarrow=False, font=dict(size=14, color=panel["color"])))
+            data.append(means_trace(means, i, "scattergl"))
+        annotations.append(panel_title(panel["name"], i, panel["color"]))
     layout = dict(height=height, showlegend=False, annotations=annotations,
-                  **_square_axes(lo, hi, n))
+                  **square_axes(lo, hi, n))
     if title:
         layout["title"] = dict(text=title)
         layout["margin"] = dict(l=10, r=10, t=60, b=10)
-    return _figure(data, layout)
+    return figure(data, layout)
 
 
 def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_density, *,
@@ -322,28 +207,24 @@ def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_de
     moving = []
     annotations = []
     for i, panel in enumerate(panels):
-        sfx = "" if i == 0 else str(i + 1)
+        sfx = axis_suffix(i)
         data.append(_contour(xs, ys, log_density, sfx))
-        first = _f32(panel["frames"][0])
+        first = f32(panel["frames"][0])
         moving.append(len(data))
         # Plain Scatter (not gl): Plotly animates SVG traces smoothly between frames.
         data.append(dict(type="scatter", x=first[:, 0], y=first[:, 1], mode="markers", xaxis=f"x{sfx}",
                          yaxis=f"y{sfx}", name=panel["name"], hoverinfo="skip",
                          marker=dict(size=4, color=panel["color"], opacity=0.6)))
         if means is not None:  # after the particles, so the marks stay on top
-            mm = _f32(means)
-            data.append(dict(type="scatter", x=mm[:, 0], y=mm[:, 1], mode="markers", xaxis=f"x{sfx}",
-                             yaxis=f"y{sfx}", marker=MEAN_MARKER, hoverinfo="skip", name="means"))
-        annotations.append(dict(text=f"<b>{panel['name']}</b>", xref=f"x{sfx} domain",
-                                yref=f"y{sfx} domain", x=0.5, y=1.0, yanchor="bottom",
-                                showarrow=False, font=dict(size=14, color=panel["color"])))
+            data.append(means_trace(means, i))
+        annotations.append(panel_title(panel["name"], i, panel["color"]))
     frames = []
     for k, label in enumerate(frame_labels):
         # Every trace gets an entry (empty for the static ones): a frame that names only the
         # moving traces made Plotly.js drop the contours once the animation ran.
         traces = [{} for _ in data]
         for panel, index in zip(panels, moving):
-            pts = _f32(panel["frames"][k])
+            pts = f32(panel["frames"][k])
             traces[index] = dict(type="scatter", x=pts[:, 0], y=pts[:, 1])
         frames.append(dict(data=traces, traces=list(range(len(data))), name=str(k)))
     play = dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True,
@@ -365,9 +246,9 @@ def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_de
                           yanchor="top", pad=dict(t=40, r=10), showactive=False,
                           buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
                                    dict(label="❚❚ Pause", method="animate", args=[[None], pause])])],
-        **_square_axes(lo, hi, len(panels)),
+        **square_axes(lo, hi, len(panels)),
     )
-    return _figure(data, layout, frames=frames)
+    return figure(data, layout, frames=frames)
 
 
 # -- numbers ---------------------------------------------------------------------------------
@@ -384,4 +265,52 @@ def weights_figure(labels: list[str], bars: dict, *, colors: dict | None = None,
                   yaxis=dict(range=[0, 1.1], title=dict(text="fraction of particles")),
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                   margin=dict(l=10, r=10, t=80, b=10))
-    return _figure(data, layout)
+    return figure(data, layout)
+
+
+def weights_table(target: list[float], results: dict[str, dict], *, labels: list[str],
+                  corner: str = "", target_name: str = "target", extra: dict | None = None) -> str:
+    """The recovered weights and errors as a Markdown table: a target row (errors 0), then one row
+    per result {"mode_weights", "weight_error", "sliced_wasserstein", …} with its weight error
+    (total variation, bold) and sliced W₂. `labels` head the weight columns; `extra` adds columns
+    {key: (header, format)} read from each result (shown as – in the target row)."""
+    weights = {f"w{i}": (label, "{:.3f}") for i, label in enumerate(labels)}
+    columns = {"name": (corner, "{}"), **weights, "weight_error": ("weight error (TV)", "**{:.3f}**"),
+               "sliced_wasserstein": ("sliced W₂", "{:.2f}"), **(extra or {})}
+    rows = [{"name": target_name, **{f"w{i}": w for i, w in enumerate(target)},
+             "weight_error": "0", "sliced_wasserstein": "0"}]
+    rows += [{"name": name, **{f"w{i}": w for i, w in enumerate(out["mode_weights"])}, **out}
+             for name, out in results.items()]
+    return markdown_table(rows, columns)
+
+
+def langevin_figures(results: dict[str, dict], grid: dict, *, lim: float, means, steps: int,
+                     colors: dict, label_by: str, n_traj: int = 4, shown: int = 1000) -> dict:
+    """The Langevin page's two particle figures as Plotly dicts: "final" (final particles, and
+    n_traj paths with one point per noise level, i.e. every `steps` steps) and "anim" (both
+    samplers' recorded frames, when there are exactly two results; else None).
+
+    results: {name: engine.lab.comparison arrays}; grid: {"g", "logp"} (the target's density);
+    label_by: the result whose noise levels label the animation's frames (the annealed one).
+    """
+    panels = []
+    for name, out in results.items():
+        frames = out["frames"]
+        # One point per noise level (every T steps, for both samplers): the path stays readable
+        # even when the annealed particles roam far at the large σ levels.
+        at_levels = [i for i, s in enumerate(out["frame_steps"]) if s % steps == 0]
+        panels.append(dict(name=name, color=colors[name], points=out["x"][:shown],
+                           trajectories=frames[at_levels, :n_traj] if frames is not None else None))
+    g, logp = grid["g"], grid["logp"]
+    specs = {"final": particles_figure(panels, g, g, logp, lo=-lim, hi=lim, means=means).spec,
+             "anim": None}
+    if len(results) == 2:
+        labelled = results[label_by]
+        labels = [f"step {s}" + (f" · annealed σ = {sigma:.2g}" if s else " (start)")
+                  for s, sigma in zip(labelled["frame_steps"], labelled["frame_sigmas"])]
+        k = min(*(len(out["frames"]) for out in results.values()), len(labels))
+        anim = [dict(name=name, color=colors[name], frames=out["frames"][:k])
+                for name, out in results.items()]
+        specs["anim"] = animation_figure(anim, labels[:k], g, g, logp, lo=-lim, hi=lim,
+                                         means=means).spec
+    return specs

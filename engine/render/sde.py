@@ -1,12 +1,13 @@
 """Figures for the SDE page (no Streamlit here): forward marginals over t, reverse SDE vs ODE
-trajectories, quality against NFE, and log-density maps. Same conventions as engine.render.mixing:
-builders take NumPy arrays and return a `render.Spec` (a Plotly figure dict)."""
+trajectories, quality against NFE, and log-density maps. Builders take NumPy arrays and return an
+`engine.render.base.Spec` (a Plotly figure dict)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.render.mixing import MEAN_MARKER, Spec, _f32, _figure, _square_axes, colorscale
+from engine.render.base import (Spec, axis_suffix, colorscale, f32, figure, means_trace, panel_title,
+                                path_lines, square_axes)
 
 SDE_COLOR = "#d62728"     # stochastic (reverse SDE / PC)
 ODE_COLOR = "#1f77b4"     # deterministic (probability-flow ODE)
@@ -22,26 +23,25 @@ def snapshots_figure(panels: list[dict], *, lo: float, hi: float, height: int = 
     data, annotations = [], []
     n = len(panels)
     for i, p in enumerate(panels):
-        sfx = "" if i == 0 else str(i + 1)
+        sfx = axis_suffix(i)
         z = np.asarray(p["logp"], dtype=np.float32)
         z = np.maximum(z, z.max() - 12.0)   # 12 nats of dynamic range
-        data.append(dict(type="heatmap", x=_f32(p["xs"]), y=_f32(p["ys"]), z=z, xaxis=f"x{sfx}",
+        data.append(dict(type="heatmap", x=f32(p["xs"]), y=f32(p["ys"]), z=z, xaxis=f"x{sfx}",
                          yaxis=f"y{sfx}", colorscale=colorscale("Blues"), showscale=False,
                          hoverinfo="skip"))
-        pts = _f32(p["points"])
+        pts = f32(p["points"])
         data.append(dict(type="scattergl", x=pts[:, 0], y=pts[:, 1], mode="markers",
                          xaxis=f"x{sfx}", yaxis=f"y{sfx}", hoverinfo="skip",
                          marker=dict(size=3, color=FWD_COLOR, opacity=0.6)))
-        annotations.append(dict(text=p["title"], xref=f"x{sfx} domain", yref=f"y{sfx} domain",
-                                x=0.5, y=1.0, yanchor="bottom", showarrow=False))
-    axes = _square_axes(lo, hi, n, gap=0.02)
+        annotations.append(panel_title(p["title"], i))
+    axes = square_axes(lo, hi, n, gap=0.02)
     for i, p in enumerate(panels):
-        sfx = "" if i == 0 else str(i + 1)
+        sfx = axis_suffix(i)
         r = p.get("range", (lo, hi))
         axes[f"xaxis{sfx}"]["range"] = list(r)
         axes[f"yaxis{sfx}"]["range"] = list(r)
         axes[f"xaxis{sfx}"]["showticklabels"] = True
-    return _figure(data, dict(height=height, showlegend=False, annotations=annotations,
+    return figure(data, dict(height=height, showlegend=False, annotations=annotations,
                               margin=dict(l=10, r=10, t=30, b=10), **axes))
 
 
@@ -51,12 +51,12 @@ def projected_figure(ts, us, logp_tu, paths: list[dict], *, title: str, height: 
     particle paths u(t) drawn on top. paths: {"name", "color", "t" (F,), "u" (F, M)}."""
     z = np.asarray(logp_tu, dtype=np.float32)
     z = np.maximum(z, z.max() - 10.0)
-    data = [dict(type="heatmap", x=_f32(ts), y=_f32(us), z=z.T, colorscale=colorscale("Greys"),
+    data = [dict(type="heatmap", x=f32(ts), y=f32(us), z=z.T, colorscale=colorscale("Greys"),
                  showscale=False, hoverinfo="skip", opacity=0.5,
                  xaxis="x", yaxis="y")]
     for p in paths:
-        t = _f32(p["t"])
-        u = _f32(p["u"])                                    # (F, M)
+        t = f32(p["t"])
+        u = f32(p["u"])                                    # (F, M)
         f, m = u.shape
         xs = np.concatenate([np.repeat(t[None, :], m, 0), np.full((m, 1), np.nan, np.float32)], 1)
         ys = np.concatenate([u.T, np.full((m, 1), np.nan, np.float32)], 1)
@@ -64,7 +64,7 @@ def projected_figure(ts, us, logp_tu, paths: list[dict], *, title: str, height: 
                          line=dict(color=p["color"], width=1), opacity=0.7, hoverinfo="skip"))
     xaxis = dict(title=dict(text="t"), range=[float(ts[-1]), float(ts[0])] if reverse else
                  [float(ts[0]), float(ts[-1])])
-    return _figure(data, dict(title=dict(text=title), height=height, xaxis=xaxis,
+    return figure(data, dict(title=dict(text=title), height=height, xaxis=xaxis,
                               yaxis=dict(title=dict(text="(x₁ + x₂)/√2"),
                                          range=[float(us[0]), float(us[-1])]),
                               legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
@@ -77,19 +77,17 @@ def reverse_panels_figure(panels: list[dict], xs, ys, log_density, *, lo: float,
     "points" (N,2)} — the same prior points run through the reverse SDE and the ODE."""
     data, annotations = [], []
     for i, panel in enumerate(panels):
-        sfx = "" if i == 0 else str(i + 1)
-        data.append(dict(type="contour", x=_f32(xs), y=_f32(ys), z=_f32(log_density),
+        sfx = axis_suffix(i)
+        data.append(dict(type="contour", x=f32(xs), y=f32(ys), z=f32(log_density),
                          xaxis=f"x{sfx}", yaxis=f"y{sfx}", colorscale="Greys", ncontours=12,
                          contours=dict(coloring="lines"), line=dict(width=1), showscale=False,
                          hoverinfo="skip", opacity=0.6))
-        pts = _f32(panel["points"])
+        pts = f32(panel["points"])
         data.append(dict(type="scattergl", x=pts[:, 0], y=pts[:, 1], mode="markers",
                          xaxis=f"x{sfx}", yaxis=f"y{sfx}", name=panel["name"], hoverinfo="skip",
                          marker=dict(size=3, color=panel["color"], opacity=0.35)))
-        traj = _f32(panel["trajectories"])
-        f, m, _ = traj.shape
-        lines = np.concatenate([traj.transpose(1, 0, 2), np.full((m, 1, 2), np.nan, np.float32)], 1)
-        lines = lines.reshape(-1, 2)
+        traj = f32(panel["trajectories"])
+        lines = path_lines(traj)
         data.append(dict(type="scattergl", x=lines[:, 0], y=lines[:, 1], mode="lines",
                          xaxis=f"x{sfx}", yaxis=f"y{sfx}", hoverinfo="skip", name="paths",
                          line=dict(color=panel["color"], width=1.2), opacity=0.9))
@@ -97,14 +95,10 @@ def reverse_panels_figure(panels: list[dict], xs, ys, log_density, *, lo: float,
                          xaxis=f"x{sfx}", yaxis=f"y{sfx}", hoverinfo="skip", name="end",
                          marker=dict(size=7, color=panel["color"], line=dict(width=1, color="black"))))
         if means is not None:
-            mm = _f32(means)
-            data.append(dict(type="scatter", x=mm[:, 0], y=mm[:, 1], mode="markers",
-                             xaxis=f"x{sfx}", yaxis=f"y{sfx}", marker=MEAN_MARKER, hoverinfo="skip"))
-        annotations.append(dict(text=f"<b>{panel['name']}</b>", xref=f"x{sfx} domain",
-                                yref=f"y{sfx} domain", x=0.5, y=1.0, yanchor="bottom",
-                                showarrow=False, font=dict(size=14, color=panel["color"])))
-    return _figure(data, dict(height=height, showlegend=False, annotations=annotations,
-                              **_square_axes(lo, hi, len(panels))))
+            data.append(means_trace(means, i))
+        annotations.append(panel_title(panel["name"], i, panel["color"]))
+    return figure(data, dict(height=height, showlegend=False, annotations=annotations,
+                              **square_axes(lo, hi, len(panels))))
 
 
 def quality_figure(rows: list[dict], metric: str, *, title: str, y_title: str,
@@ -121,7 +115,7 @@ def quality_figure(rows: list[dict], metric: str, *, title: str, y_title: str,
                          x=[p[0] for p in pts], y=[p[1] for p in pts],
                          text=[p[2] for p in pts], line=dict(color=SAMPLER_COLORS[sampler]),
                          hovertemplate="NFE %{x:.0f}: %{y:.4f} (budget %{text})<extra></extra>"))
-    return _figure(data, dict(title=dict(text=title), height=height,
+    return figure(data, dict(title=dict(text=title), height=height,
                               xaxis=dict(type="log", title=dict(text="score evaluations (NFE)")),
                               yaxis=dict(title=dict(text=y_title), rangemode="tozero"),
                               legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
@@ -135,12 +129,12 @@ def density_maps_figure(xs, ys, maps: list[dict], *, height: int = 380) -> Spec:
     gap = 0.08
     width = (1.0 - gap * (n - 1)) / n
     for i, m in enumerate(maps):
-        sfx = "" if i == 0 else str(i + 1)
-        z = _f32(m["z"])
+        sfx = axis_suffix(i)
+        z = f32(m["z"])
         # A panel sharing the next one's colour range shows no bar of its own.
         shared = (i + 1 < n and "zmin" in m and maps[i + 1].get("zmin") == m["zmin"]
                   and maps[i + 1].get("zmax") == m.get("zmax"))
-        d = dict(type="heatmap", x=_f32(xs), y=_f32(ys), z=z, xaxis=f"x{sfx}", yaxis=f"y{sfx}",
+        d = dict(type="heatmap", x=f32(xs), y=f32(ys), z=z, xaxis=f"x{sfx}", yaxis=f"y{sfx}",
                  colorscale=colorscale(m.get("colorscale", "Viridis")),
                  hovertemplate="(%{x:.2f}, %{y:.2f}): %{z:.3f}<extra></extra>",
                  showscale=not shared,
@@ -149,8 +143,22 @@ def density_maps_figure(xs, ys, maps: list[dict], *, height: int = 380) -> Spec:
         if "zmin" in m:
             d.update(zmin=m["zmin"], zmax=m["zmax"])
         data.append(d)
-        annotations.append(dict(text=m["title"], xref=f"x{sfx} domain", yref=f"y{sfx} domain",
-                                x=0.5, y=1.0, yanchor="bottom", showarrow=False))
+        annotations.append(panel_title(m["title"], i))
     lo, hi = float(xs[0]), float(xs[-1])
-    return _figure(data, dict(height=height, showlegend=False, annotations=annotations,
-                              **_square_axes(lo, hi, n, gap=gap)))
+    return figure(data, dict(height=height, showlegend=False, annotations=annotations,
+                              **square_axes(lo, hi, n, gap=gap)))
+
+
+def likelihood_figure(maps: dict, *, nats: float = 15.0, diff_range: float = 3.0) -> Spec:
+    """Exact log p | ODE log p_θ | their difference, from engine.lab.sde_views.likelihood_view:
+    the two densities share a colour range `nats` deep below the exact peak; the difference is
+    clipped to ±diff_range."""
+    exact, ode = maps["exact"], maps["ode"]
+    top = float(exact.max())
+    low = top - nats
+    panels = [dict(title="exact log p(x)", z=np.maximum(exact, low), zmin=low, zmax=top),
+              dict(title="ODE log p_θ(x) of the learned model", z=np.maximum(ode, low), zmin=low,
+                   zmax=top),
+              dict(title="difference (ODE − exact)", z=np.clip(ode - exact, -diff_range, diff_range),
+                   colorscale="RdBu", zmin=-diff_range, zmax=diff_range)]
+    return density_maps_figure(maps["grid"], maps["grid"], panels)

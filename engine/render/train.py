@@ -1,5 +1,7 @@
 """Plotly figures for the Train page (no Streamlit here): loss curves, learned vs exact score fields
-with an error map, run comparisons across objectives, and the seed experiments' charts."""
+with an error map (from engine.lab.grids.field_comparison's arrays), run comparisons across
+objectives, and the seed experiments' charts. These build validated `go.Figure`s (small figures;
+the particle clouds of the mixing pages use engine.render.base.Spec instead)."""
 
 from __future__ import annotations
 
@@ -9,40 +11,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from engine.render.base import MARGIN
 from engine.render.mixing import arrow_segments
 
 OBJECTIVE_COLORS = {"esm": "#2ca02c", "ism": "#9467bd", "ssm": "#ff7f0e", "ssm-vr": "#d62728",
                     "dsm": "#8c564b", "ncsn": "#1f77b4"}
-_MARGIN = dict(l=10, r=10, t=40, b=10)
-
-
-def field_comparison(score_fn, sigma: float, lo: float, hi: float, exact_fn=None, log_density_fn=None,
-                     n_heat: int = 70, n_arrows: int = 17) -> dict:
-    """Learned (and exact, when known) score on a grid at noise level σ, as NumPy arrays.
-
-    score_fn / exact_fn: (x: Tensor (N,2), σ) → Tensor (N,2). log_density_fn(x, σ) → (N,).
-    Returns xs, ys (heat grid), arrows (points), learned/exact vectors at the arrows, err (the
-    error ‖s_θ − ∇log p_σ‖ on the heat grid) and logp (log p_σ on the heat grid).
-    """
-    import torch
-
-    xs = np.linspace(lo, hi, n_heat)
-    gx, gy = np.meshgrid(xs, xs)
-    heat = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32)
-    ax = np.linspace(lo, hi, n_arrows)
-    agx, agy = np.meshgrid(ax, ax)
-    arrows = torch.tensor(np.stack([agx.ravel(), agy.ravel()], 1), dtype=torch.float32)
-    out = {"xs": xs, "ys": xs, "arrows": arrows.numpy(), "sigma": float(sigma),
-           "learned": score_fn(arrows, sigma).numpy()}
-    if exact_fn is not None:
-        out["exact"] = exact_fn(arrows, sigma).numpy()
-        diff = score_fn(heat, sigma) - exact_fn(heat, sigma)
-        out["err"] = diff.norm(dim=-1).numpy().reshape(n_heat, n_heat)
-        out["exact_norm"] = exact_fn(heat, sigma).norm(dim=-1).numpy().reshape(n_heat, n_heat)
-    if log_density_fn is not None:
-        logp = log_density_fn(heat.double(), sigma).numpy().reshape(n_heat, n_heat)
-        out["logp"] = np.maximum(logp, logp.max() - 25.0)
-    return out
 
 
 def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
@@ -89,33 +62,47 @@ def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
         fig.layout[f"yaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
                                             scaleanchor=f"x{suffix}", scaleratio=1,
                                             constrain="domain")
-    fig.update_layout(height=height, showlegend=False, margin=_MARGIN)
+    fig.update_layout(height=height, showlegend=False, margin=MARGIN)
     return fig
+
+
+def loss_curve(records: list[dict], name: str, **style) -> dict:
+    """A curve for loss_figure from a run's metric records ({"step", "loss", …} each); style:
+    "objective" (its colour) or "color"."""
+    return {"name": name, "steps": [r["step"] for r in records], "loss": [r["loss"] for r in records],
+            **style}
 
 
 def loss_figure(curves: list[dict], title: str = "Training loss", height: int = 300,
                 log_y: bool = False) -> go.Figure:
-    """curves: [{"name", "steps", "loss", "objective"?}] → one line each."""
+    """curves: [{"name", "steps", "loss", "objective"?, "color"?}] → one line each."""
     fig = go.Figure()
     for c in curves:
         fig.add_trace(go.Scatter(x=list(c["steps"]), y=list(c["loss"]), mode="lines", name=c["name"],
                                  line=dict(width=2, color=c.get("color") or
                                            OBJECTIVE_COLORS.get(c.get("objective", "")))))
-    fig.update_layout(title=title, height=height, margin=_MARGIN, xaxis_title="step",
+    fig.update_layout(title=title, height=height, margin=MARGIN, xaxis_title="step",
                       yaxis_title="loss", yaxis_type="log" if log_y else "linear",
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     return fig
 
 
+def per_sigma_figure(per_sigma: dict, *, title: str, y_title: str | None = None,
+                     log_y: bool = True, mode: str = "lines+markers", height: int = 260) -> go.Figure:
+    """A value at each noise level, {σ: value} (None values skipped), against σ on a log axis."""
+    pairs = sorted((float(k), v) for k, v in per_sigma.items() if v is not None)
+    ys = [max(p[1], 1e-12) for p in pairs] if log_y else [p[1] for p in pairs]
+    fig = go.Figure(go.Scatter(x=[p[0] for p in pairs], y=ys, mode=mode,
+                               line=dict(color=OBJECTIVE_COLORS["ncsn"])))
+    fig.update_layout(title=title, height=height, margin=MARGIN, xaxis=dict(type="log", title="σ"),
+                      yaxis=dict(type="log" if log_y else "linear", title=y_title))
+    return fig
+
+
 def fisher_sigma_figure(per_sigma: dict, height: int = 260) -> go.Figure:
     """Fisher divergence under the perturbed data at each trained σ (log–log)."""
-    pairs = sorted((float(k), v) for k, v in per_sigma.items() if v is not None)
-    fig = go.Figure(go.Scatter(x=[p[0] for p in pairs], y=[max(p[1], 1e-12) for p in pairs],
-                               mode="lines+markers", line=dict(color=OBJECTIVE_COLORS["ncsn"])))
-    fig.update_layout(title="Fisher divergence per σ (perturbed data)", height=height,
-                      margin=_MARGIN, xaxis=dict(type="log", title="σ"),
-                      yaxis=dict(type="log", title="½ E‖s_θ − ∇log p_σ‖²"))
-    return fig
+    return per_sigma_figure(per_sigma, title="Fisher divergence per σ (perturbed data)",
+                            y_title="½ E‖s_θ − ∇log p_σ‖²", height=height)
 
 
 def comparison_figure(rows: list[dict], height: int = 320) -> go.Figure:
@@ -129,7 +116,7 @@ def comparison_figure(rows: list[dict], height: int = 320) -> go.Figure:
         hovertemplate="%{x}<br>%{customdata[0]}<br>Fisher %{y:.3g}<br>"
                       "%{customdata[1]:.2g} s/step<extra></extra>"))
     fig.update_layout(title="Fisher divergence under the data (lower is better)", height=height,
-                      margin=_MARGIN, yaxis=dict(type="log", title="½ E_p‖s_θ − ∇log p‖²"))
+                      margin=MARGIN, yaxis=dict(type="log", title="½ E_p‖s_θ − ∇log p‖²"))
     return fig
 
 
@@ -142,23 +129,7 @@ def cost_figure(rows: list[dict], height: int = 340) -> go.Figure:
                                  name={"ism": "ISM (exact trace)", "ssm": "SSM", "dsm": "DSM"}.get(obj, obj),
                                  line=dict(width=2.5, color=OBJECTIVE_COLORS.get(obj))))
     fig.update_layout(title="Cost of one training step as the dimension grows", height=height,
-                      margin=_MARGIN, xaxis=dict(type="log", title="data dimension d"),
+                      margin=MARGIN, xaxis=dict(type="log", title="data dimension d"),
                       yaxis=dict(type="log", title="seconds per step"),
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     return fig
-
-
-def markdown_table(rows: list[dict], columns: dict) -> str:
-    """rows → a Markdown table; columns: {key: (header, format)}; missing values show as –."""
-    def cell(row, key, fmt):
-        v = row.get(key)
-        if v is None or (isinstance(v, float) and not math.isfinite(v)):
-            return "–"
-        try:
-            return fmt.format(v).replace("|", "/")
-        except (ValueError, TypeError):
-            return str(v)
-    head = "| " + " | ".join(h for h, _ in columns.values()) + " |"
-    rule = "|" + "---|" * len(columns)
-    body = ["| " + " | ".join(cell(r, k, f) for k, (_, f) in columns.items()) + " |" for r in rows]
-    return "\n".join([head, rule, *body])
