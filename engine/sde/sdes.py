@@ -42,35 +42,29 @@ def _t_like(t, x: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1, *([1] * (x.dim() - 1)))
 
 
+def _defined_by_each_sde(self, *args):
+    raise NotImplementedError(f"{type(self).__name__} does not define this coefficient.")
+
+
 class SDE:
-    """Interface shared by VE, VP and sub-VP. t may be a float or a tensor of per-sample times."""
+    """Interface shared by VE, VP, sub-VP and the tutorial VE SDE. Each SDE defines, for t a float
+    or a tensor of per-sample times:
+        drift_coef(t) = c(t), with f(x, t) = c(t)·x (every drift here is linear);
+        diffusion(t) = g(t);
+        mean_coef(t) = m(t) and std(t), with x(t) | x(0) ~ N(m(t)·x(0), std(t)² I);
+        prior_std (the prior is N(0, prior_std² I)) and describe() (its JSON spec).
+    Everything below is written with them."""
 
     name = "sde"
     eps = 1e-5            # sampling stops / likelihood starts at t = eps (score_sde's defaults)
     T = T_END
-
-    # -- the forward SDE -------------------------------------------------------------------
-    def drift_coef(self, t):
-        """c(t) with f(x, t) = c(t)·x (all three SDEs have a linear drift)."""
-        raise NotImplementedError
-
-    def diffusion(self, t):
-        """g(t)."""
-        raise NotImplementedError
+    drift_coef = diffusion = mean_coef = std = describe = _defined_by_each_sde
+    prior_std = property(_defined_by_each_sde)
 
     def sde(self, x: torch.Tensor, t):
         """(f(x, t), g(t)) with g shaped to broadcast against x."""
         tt = _t_like(t, x)
         return self.drift_coef(tt) * x, self.diffusion(tt)
-
-    # -- marginals x(t) | x(0) ---------------------------------------------------------------
-    def mean_coef(self, t):
-        """m(t) with E[x(t) | x(0)] = m(t)·x(0)."""
-        raise NotImplementedError
-
-    def std(self, t):
-        """Standard deviation of x(t) | x(0)."""
-        raise NotImplementedError
 
     def marginal_prob(self, x0: torch.Tensor, t):
         """(mean, std) of the perturbation kernel p(x(t) | x(0) = x0)."""
@@ -78,10 +72,6 @@ class SDE:
         return self.mean_coef(tt) * x0, self.std(tt)
 
     # -- prior -------------------------------------------------------------------------------
-    @property
-    def prior_std(self) -> float:
-        raise NotImplementedError
-
     def prior_sampling(self, shape, generator: torch.Generator | None = None,
                        dtype=torch.float32) -> torch.Tensor:
         return self.prior_std * torch.randn(*shape, generator=generator, dtype=dtype)
@@ -111,9 +101,6 @@ class SDE:
         f, g = self.sde(x, t)
         return f - (0.5 if probability_flow else 1.0) * g**2 * score
 
-    def describe(self) -> dict:
-        raise NotImplementedError
-
     def forward_sample(self, x0: torch.Tensor, t, generator=None) -> torch.Tensor:
         """x(t) = m(t) x0 + std(t) z, one draw from the perturbation kernel."""
         mean, std = self.marginal_prob(x0, t)
@@ -122,6 +109,9 @@ class SDE:
 
 @dataclass(frozen=True)
 class VESDE(SDE):
+    """Variance exploding: σ(t) = σ_min (σ_max/σ_min)^t, f = 0, g = σ(t) √(2 ln(σ_max/σ_min)),
+    x(t) | x(0) ~ N(x(0), σ(t)² I); prior N(0, σ_max² I)."""
+
     sigma_min: float = 0.01
     sigma_max: float = 20.0
     eps: float = 1e-5
@@ -162,6 +152,8 @@ class VESDE(SDE):
 
 @dataclass(frozen=True)
 class VPSDE(SDE):
+    """Variance preserving: β(t) linear, f = −½ β(t) x, g = √β(t); prior N(0, I)."""
+
     beta_min: float = 0.1
     beta_max: float = 20.0
     eps: float = 1e-3
