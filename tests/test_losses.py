@@ -6,6 +6,7 @@ ESM − ½ tr Σ⁻¹, and the Jacobian trace is tr A exactly.
 """
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -188,3 +189,96 @@ def test_ncsn_draws_every_level_uniformly():
     _, levels = losses.ncsn_loss(net, torch.zeros(30_000, 2), (3.0, 2.0, 1.0, 0.5), generator=g, reduce=False)
     freq = torch.bincount(levels, minlength=4).double() / 30_000
     assert torch.allclose(freq, torch.full((4,), 0.25, dtype=torch.float64), atol=0.015)
+
+
+# -- any shape: images are reduced over every non-batch dimension ----------------------------------
+
+class Flat(nn.Module):
+    """Wraps a model of flat (N, d) data as one of (N, 1, h, w) images: the same numbers."""
+
+    def __init__(self, net, shape):
+        super().__init__()
+        self.net, self.shape = net, shape
+
+    def forward(self, x, sigma=None):
+        return self.net(x.flatten(1), sigma).reshape(x.shape[0], *self.shape)
+
+
+def test_every_loss_on_images_equals_the_loss_on_the_flattened_data():
+    torch.manual_seed(4)
+    net = ScoreMLP(dim=4, hidden=16).double()
+    img = Flat(net, (1, 2, 2))
+    x = torch.randn(30, 4, dtype=torch.float64)
+    xi = x.reshape(30, 1, 2, 2)
+    z = torch.randn(30, 4, dtype=torch.float64)
+    v = torch.randn(60, 4, dtype=torch.float64)
+    levels = torch.arange(30) % 3
+    pairs = [
+        (losses.esm_loss(net, x, lambda y, s: -y, reduce=False),
+         losses.esm_loss(img, xi, lambda y, s: -y, reduce=False)),
+        (losses.ism_loss(net, x, reduce=False), losses.ism_loss(img, xi, reduce=False)),
+        (losses.ssm_loss(net, x, n_projections=2, v=v, reduce=False),
+         losses.ssm_loss(img, xi, n_projections=2, v=v.reshape(60, 1, 2, 2), reduce=False)),
+        (losses.dsm_loss(net, x, 0.7, z=z, reduce=False),
+         losses.dsm_loss(img, xi, 0.7, z=z.reshape(xi.shape), reduce=False)),
+        (losses.ncsn_loss(net, x, (3.0, 1.0, 0.3), levels=levels, z=z, reduce=False)[0],
+         losses.ncsn_loss(img, xi, (3.0, 1.0, 0.3), levels=levels, z=z.reshape(xi.shape), reduce=False)[0]),
+    ]
+    for flat, image in pairs:
+        assert flat.shape == image.shape == (30,)
+        torch.testing.assert_close(image, flat)
+
+
+def test_ncsn_loss_on_images_is_half_the_squared_epsilon_error_summed_over_pixels():
+    """The MNIST training's per-example term ½‖σ s_θ(x + σz, σ) + z‖² over 784 pixels, written out."""
+    from engine.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model({"kind": "ncsn_unet", "channels": [8, 16, 16, 32], "embed_dim": 16})
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(6, 1, 28, 28, generator=g)
+    z = torch.randn(x.shape, generator=g)
+    sigmas = torch.tensor([5.0, 1.0, 0.2])
+    levels = torch.tensor([0, 1, 2, 2, 1, 0])
+    per, _ = losses.ncsn_loss(model, x, sigmas, levels=levels, z=z, reduce=False)
+    sigma = sigmas[levels][:, None, None, None]
+    expect = 0.5 * ((sigma * model(x + sigma * z, sigmas[levels]) + z) ** 2).sum((1, 2, 3))
+    torch.testing.assert_close(per, expect)
+
+
+def test_sde_loss_closed_forms():
+    """Data at one point x0: the exact score −(x − m x0)/std² gives loss 0 under both weightings;
+    a zero score gives ½E‖z‖² = d/2 (default) and, for VE where g²/std² = 2 ln(σ_max/σ_min) is
+    constant, ½·d·2 ln(σ_max/σ_min) (likelihood weighting). (The first version had no ½: 2 and
+    2·2 ln 5000 here.)"""
+    from engine.sde.sdes import make_sde
+
+    sde = make_sde("ve", 0.01, 50.0)
+    x0 = torch.full((20000, 2), 3.0, dtype=torch.float64)
+
+    def exact(x, t):
+        mean, std = sde.marginal_prob(x0[: len(x)], t)
+        return -(x - mean) / std**2
+
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    g = torch.Generator().manual_seed(0)
+    for weighting in ("default", "likelihood"):
+        assert float(losses.sde_loss(exact, sde, x0, g, weighting)) == pytest.approx(0.0, abs=1e-9)
+    assert float(losses.sde_loss(zero, sde, x0, g)) == pytest.approx(1.0, rel=0.03)
+    expect = 0.5 * 2 * 2 * math.log(5000)
+    assert float(losses.sde_loss(zero, sde, x0, g, "likelihood")) == pytest.approx(expect, rel=0.03)
+    with pytest.raises(ValueError, match="weighting"):
+        losses.sde_loss(zero, sde, x0, g, "uniform")
+
+
+def test_sde_loss_on_images_draws_t_then_z_and_sums_over_pixels():
+    from engine.sde.sdes import TutorialVESDE
+
+    sde = TutorialVESDE(25.0)
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    zero = lambda y, t: torch.zeros_like(y)  # noqa: E731
+    per = losses.sde_loss(zero, sde, x, torch.Generator().manual_seed(3), reduce=False)
+    g = torch.Generator().manual_seed(3)
+    torch.rand(4, generator=g)
+    z = torch.randn(x.shape, generator=g)
+    torch.testing.assert_close(per, 0.5 * (z**2).sum((1, 2, 3)))

@@ -10,12 +10,10 @@ two conditionings:
 - "tutorial_unet": the model of Yang Song's MNIST score-SDE tutorial, for the benchmark and the
   SDE pages: VE SDE with σ = 25, channels 32/64/128/256, a Gaussian Fourier time embedding
   (scale 30), GroupNorm and SiLU, output divided by std(t) = √((σ^{2t} − 1)/(2 ln σ)).
-- `Ema`: exponential moving average of weights with the score_sde warm-up min(decay, (1+n)/(10+n)).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
@@ -23,6 +21,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from engine.models.registry import register
+from engine.sde.sdes import TutorialVESDE
 
 
 # -- shared pieces ---------------------------------------------------------------------------------
@@ -53,16 +52,6 @@ def _groups(ch: int) -> int:
 
 # -- the networks ---------------------------------------------------------------------------------
 
-def ve_std(t: torch.Tensor, sigma: float = 25.0) -> torch.Tensor:
-    """Marginal std of dx = σ^t dw from 0 to t: √((σ^{2t} − 1)/(2 ln σ))."""
-    return torch.sqrt((sigma ** (2 * t) - 1.0) / (2.0 * math.log(sigma)))
-
-
-def ve_diffusion(t: torch.Tensor, sigma: float = 25.0) -> torch.Tensor:
-    """g(t) = σ^t."""
-    return sigma ** t
-
-
 class SmallUNet(nn.Module):
     """A CPU-sized U-Net for 28×28 images: 28 → 26 → 12 → 5 → 2 and back (unpadded convolutions,
     channels c1..c4), a Fourier embedding of the conditioning variable added to every layer,
@@ -71,7 +60,7 @@ class SmallUNet(nn.Module):
     cond = "sigma": the NCSN net, conditioned on log σ; s_θ(x, σ) = f_θ(x, log σ)/σ (NCSNv2 rule;
                     sigma_embed=False drops the embedding: s_θ(x, σ) = f_θ(x)/σ exactly).
     cond = "ve_time": the tutorial's net, conditioned on t ∈ (0, 1]; s_θ(x, t) = f_θ(x, t)/std(t)
-                    for the VE SDE dx = σ^t dw (σ = `sigma`).
+                    with std(t) of engine.sde.sdes.TutorialVESDE (dx = σ^t dw, σ = `sigma`).
     """
 
     def __init__(self, channels=(32, 64, 128, 256), embed_dim: int = 256, cond: str = "sigma",
@@ -83,6 +72,7 @@ class SmallUNet(nn.Module):
         self.config = {"channels": list(channels), "embed_dim": embed_dim, "cond": cond,
                        "sigma_embed": sigma_embed, "sigma": sigma, "fourier_scale": scale}
         self.use_embed = cond == "ve_time" or sigma_embed
+        self.sde = TutorialVESDE(sigma) if cond == "ve_time" else None
         c1, c2, c3, c4 = channels
         E = embed_dim
         if self.use_embed:
@@ -113,7 +103,7 @@ class SmallUNet(nn.Module):
             scale = c
             emb_in = torch.log(c)
         else:
-            scale = ve_std(c, self.config["sigma"])
+            scale = self.sde.std(c)
             emb_in = c
         if self.use_embed:
             emb = F.silu(self.embed(emb_in))
@@ -145,29 +135,3 @@ def build_tutorial_unet(channels=(32, 64, 128, 256), embed_dim: int = 256,
     """The score-SDE tutorial's net s_θ(x, t) for the VE SDE with σ = 25."""
     return SmallUNet(channels, embed_dim, cond="ve_time", sigma=sigma, fourier_scale=30.0)
 
-
-# -- EMA -------------------------------------------------------------------------------------------
-
-class Ema:
-    """θ_ema ← d θ_ema + (1 − d) θ with d = min(decay, (1 + n)/(10 + n)) at update n."""
-
-    def __init__(self, model: nn.Module, decay: float = 0.999):
-        self.decay = decay
-        self.updates = 0
-        self.model = copy.deepcopy(model).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        self.updates += 1
-        for e, p in zip(self.model.state_dict().values(), model.state_dict().values()):
-            if e.dtype.is_floating_point:
-                e.mul_(d).add_(p.detach(), alpha=1 - d)
-            else:
-                e.copy_(p)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
