@@ -9,11 +9,14 @@ import torch
 from scipy.stats import norm
 
 from engine.store.checkpoints import load_model, save_model
-from engine.models.unet import Ema, build_ncsn_unet, ve_std
+from engine.models.ema import Ema
+from engine.models.unet import build_ncsn_unet
+from engine.sde.sdes import TutorialVESDE
 from engine.mnist.sampling import SampleConfig, build_schedule, sample_images
 from engine.models.registry import build_model
 from engine.render.images import grid_array
-from engine.training.images import ImageTrainConfig, compute_schedule, ncsn_loss
+from engine.losses import ncsn_loss
+from engine.training.images import ImageTrainConfig, compute_schedule
 
 TINY = {"kind": "ncsn_unet", "channels": [8, 16, 16, 32], "embed_dim": 16}
 
@@ -72,11 +75,11 @@ def test_one_training_step_lowers_the_loss_on_a_fixed_batch():
     lvl = torch.randint(4, (32,), generator=g)
     z = torch.randn(x.shape, generator=g)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    before = ncsn_loss(model, x, sigmas, lvl, z).mean()
+    before = ncsn_loss(model, x, sigmas, levels=lvl, z=z)
     opt.zero_grad()
     before.backward()
     opt.step()
-    after = ncsn_loss(model, x, sigmas, lvl, z).mean()
+    after = ncsn_loss(model, x, sigmas, levels=lvl, z=z)
     assert float(after.detach()) < float(before.detach())
 
 
@@ -91,7 +94,7 @@ def test_output_is_divided_by_sigma_when_unembedded():
 def test_ve_std_closed_form():
     t = torch.tensor([0.0, 0.5, 1.0])
     expect = torch.sqrt((25.0 ** (2 * t) - 1) / (2 * math.log(25.0)))
-    assert torch.allclose(ve_std(t), expect)
+    assert torch.allclose(TutorialVESDE(25.0).std(t), expect)
     tut = build_model({"kind": "tutorial_unet"})
     assert tut(torch.rand(3, 1, 28, 28), torch.tensor([0.1, 0.5, 1.0])).shape == (3, 1, 28, 28)
 
@@ -169,7 +172,7 @@ def test_tutorial_pc_sampler_recovers_a_gaussian_with_its_exact_score():
     m, s = 0.5, 0.15
 
     def exact(x, t):
-        var = s**2 + ve_std(t)[:, None, None, None] ** 2
+        var = s**2 + TutorialVESDE(25.0).std(t) ** 2      # t: the sampler's float time
         return -(x - m) / var
 
     images, _ = pc_sample(exact, 16, steps=500, snr=0.16, seed=0)

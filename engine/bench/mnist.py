@@ -8,21 +8,24 @@ schedule, the tutorial model by its 500-step predictor–corrector sampler (snr 
 returns the mean) — and the classifier figures and sampling times are printed, with those of 64
 real test digits for reference.
 
-The tutorial's recipe (Yang Song's MNIST notebook): VE SDE dx = σ^t dw with σ = 25,
-loss E‖std(t)·s_θ(x + std(t) z, t) + z‖² (summed over pixels) with t ~ U(1e-5, 1), batch 32,
-Adam 1e-4, no EMA; the network is engine.models.unet "tutorial_unet".
+The tutorial's recipe (Yang Song's MNIST notebook): VE SDE dx = σ^t dw with σ = 25
+(engine.sde.sdes.TutorialVESDE), the continuous objective engine.losses.sde_loss (default
+weighting, t ~ U(1e-5, 1); the notebook has no ½, which changes Adam's steps only through its ε),
+batch 32, Adam 1e-4, no EMA, trained on the one loop (engine.training.loop); the network is
+engine.models.unet "tutorial_unet". Its sampler is engine.samplers.reverse.predictor_corrector.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import time
 
 import numpy as np
 import torch
+
+from engine import losses
 
 
 def add_arguments(p) -> None:
@@ -38,84 +41,54 @@ def add_arguments(p) -> None:
     p.add_argument("--only", choices=["both", "ncsn", "tutorial"], default="both")
 
 
-class _Budget:
-    def __init__(self, minutes: float, kind: str):
-        self.limit = minutes * 60
-        self.kind = kind
-        self.t0, self.c0 = time.time(), time.process_time()
-
-    def used(self) -> float:
-        return (time.process_time() - self.c0) if self.kind == "cpu" else (time.time() - self.t0)
-
-    def done(self) -> bool:
-        return self.used() >= self.limit
-
-
 def train_tutorial(minutes: float, budget: str = "cpu", seed: int = 0, batch: int = 32,
                    lr: float = 1e-4, sigma: float = 25.0, log=print):
-    """The tutorial's training loop for `minutes`; returns (model, info)."""
+    """The tutorial's recipe on the one training loop (no EMA, batches from shuffled epochs) for
+    `minutes` of CPU or wall time; returns (model, info)."""
     from engine.mnist.data import load_mnist, to_float
     from engine.models.registry import build_model
-    from engine.models.unet import ve_std
+    from engine.sde.sdes import TutorialVESDE
+    from engine.training.loop import LoopConfig, Task, train_loop
 
     data = torch.from_numpy(to_float(load_mnist().train_images))
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     model = build_model({"kind": "tutorial_unet", "sigma": sigma})
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    b = _Budget(minutes, budget)
-    steps, t0, c0 = 0, time.time(), time.process_time()
-    perm, pos = torch.randperm(len(data), generator=g), 0
-    running = None
-    while not b.done():
-        if pos + batch > len(data):
-            perm, pos = torch.randperm(len(data), generator=g), 0
-        x = data[perm[pos:pos + batch]]
-        pos += batch
-        t = torch.rand(batch, generator=g) * (1.0 - 1e-5) + 1e-5
-        z = torch.randn(x.shape, generator=g)
-        std = ve_std(t, sigma)[:, None, None, None]
-        s = model(x + std * z, t)
-        loss = ((s * std + z) ** 2).flatten(1).sum(1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        steps += 1
-        running = float(loss.detach()) if running is None else 0.99 * running + 0.01 * float(loss.detach())
-        if steps % 200 == 0:
-            log(f"tutorial step {steps}: loss {running:.2f} ({b.used() / 60:.1f} {budget}-min)")
-    model.eval()
-    return model, {"steps": steps, "epochs": steps * batch / len(data), "batch": batch, "lr": lr,
-                   "wall_seconds": time.time() - t0, "cpu_seconds": time.process_time() - c0,
-                   "final_loss": running}
+    sde = TutorialVESDE(sigma)
+    epoch = {"order": torch.randperm(len(data), generator=g), "pos": 0}
+
+    def batch_loss(net):
+        if epoch["pos"] + batch > len(data):
+            epoch["order"], epoch["pos"] = torch.randperm(len(data), generator=g), 0
+        x = data[epoch["order"][epoch["pos"]:epoch["pos"] + batch]]
+        epoch["pos"] += batch
+        return losses.sde_loss(net, sde, x, generator=g, eps=1e-5, reduce=False), None
+
+    config = LoopConfig(steps=10**12, lr=lr, record_every=200,
+                        max_minutes=minutes if budget == "wall" else None,
+                        max_cpu_minutes=minutes if budget == "cpu" else None)
+    out = train_loop(Task(model=model, batch_loss=batch_loss, meta=lambda p: {}), config,
+                     log=lambda line: log(f"tutorial {line}"))
+    p = out.progress
+    return out.model, {"steps": p.step, "epochs": p.step * batch / len(data), "batch": batch, "lr": lr,
+                       "wall_seconds": p.seconds, "cpu_seconds": p.cpu_seconds, "final_loss": p.loss}
 
 
 @torch.no_grad()
 def pc_sample(model, n: int, steps: int = 500, snr: float = 0.16, sigma: float = 25.0,
               eps: float = 1e-3, seed: int = 0) -> tuple[np.ndarray, float]:
-    """Predictor–corrector sampling of the VE SDE, as in the tutorial: per step one Langevin
-    corrector step with ε = 2(snr·‖z‖/‖s‖)² (norms averaged over the batch), then one reverse-SDE
-    Euler–Maruyama step; from t = 1 to eps; the last step returns the mean. Returns (images, s)."""
-    from engine.models.unet import ve_diffusion, ve_std
+    """The predictor–corrector sampler (engine.samplers.reverse) on the tutorial VE SDE: `steps`
+    times from t = 1 to eps, one Langevin corrector step (snr) then one reverse-SDE Euler–Maruyama
+    step each, the last returning the mean; images clipped to [0, 1]. Returns (images, seconds)."""
+    from engine.samplers.reverse import SDESamplerConfig, predictor_corrector
+    from engine.sde.sdes import TutorialVESDE
 
+    sde = TutorialVESDE(sigma, eps)
     g = torch.Generator().manual_seed(seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    ones = torch.ones(n)
-    x = torch.randn(n, 1, 28, 28, generator=g) * ve_std(ones, sigma)[:, None, None, None]
-    times = torch.linspace(1.0, eps, steps)
-    dt = float(times[0] - times[1])
-    noise_norm = math.sqrt(28 * 28)
-    x_mean = x
-    for t in times:
-        tt = ones * t
-        grad = model(x, tt)
-        grad_norm = grad.flatten(1).norm(dim=1).mean()
-        step = 2 * (snr * noise_norm / grad_norm) ** 2
-        x = x + step * grad + torch.sqrt(2 * step) * torch.randn(x.shape, generator=g)
-        g2 = ve_diffusion(tt, sigma) ** 2
-        x_mean = x + g2[:, None, None, None] * model(x, tt) * dt
-        x = x_mean + torch.sqrt(g2 * dt)[:, None, None, None] * torch.randn(x.shape, generator=g)
-    images = x_mean.clamp(0, 1)[:, 0].numpy()
+    x_init = sde.prior_sampling((n, 1, 28, 28), generator=g)
+    out = predictor_corrector(model, x_init, sde, SDESamplerConfig(sampler="pc", steps=steps, snr=snr), g)
+    images = out.x.clamp(0, 1)[:, 0].numpy()
     pc_sample.last_cpu_seconds = time.process_time() - c0
     return images, time.perf_counter() - t0
 
@@ -141,12 +114,12 @@ def run(args) -> int:
                                max_minutes=args.minutes if args.budget == "wall" else None,
                                max_cpu_minutes=args.minutes if args.budget == "cpu" else None)
         run_dir = os.path.join(out_dir, "ncsn")
-        outcome = train_mnist(cfg, run_dir, torch.device("cpu"), log=log)
+        trained = train_mnist(cfg, run_dir, torch.device("cpu"), log=log).progress
         model, meta = load_model(os.path.join(run_dir, "model"))
         samples = sample_images(model, meta, SampleConfig(n=args.n, seed=args.seed))
         with open(os.path.join(out_dir, "ncsn.png"), "wb") as f:
             f.write(grid_png(samples.images))
-        report["ncsn"] = {"train_steps": outcome.step, "train_wall_seconds": round(outcome.seconds, 1),
+        report["ncsn"] = {"train_steps": trained.step, "train_wall_seconds": round(trained.seconds, 1),
                           "train_cpu_seconds": round(meta.get("cpu_seconds", 0.0), 1),
                           "sampler": f"annealed Langevin, L={samples.schedule['levels']}, "
                                      f"T={samples.schedule['steps_per_level']}, denoise",
@@ -193,12 +166,3 @@ def _table(report: dict) -> str:
     lines = [f"budget: {report['budget']}, {report['n']} samples each"]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     return "\n".join(lines)
-
-
-if __name__ == "__main__":  # python -m engine.bench.mnist --minutes M (same as bench mnist)
-    import argparse
-    import sys
-
-    _parser = argparse.ArgumentParser(prog="python -m engine.bench.mnist")
-    add_arguments(_parser)
-    sys.exit(run(_parser.parse_args()))

@@ -16,8 +16,9 @@ COMMANDS = {
     "sample": ("engine.cli.sample", "sample an image grid from a checkpoint"),
     "eval": ("engine.cli.eval", "quality figures of MNIST samples as JSON"),
     "nll": ("engine.cli.nll", "probability-flow ODE negative log-likelihood"),
+    "sde-mnist": ("engine.cli.sde_mnist", "MNIST through the SDE view: bpd | inpaint | cost, as JSON"),
     "ship": ("engine.cli.ship", "copy trained MNIST runs into checkpoints/ and update the manifest"),
-    "train-sde": ("engine.training.sde", "train a time-conditional score model s(x, t) (2d | mnist)"),
+    "train-sde": ("engine.cli.train_sde", "train a time-conditional score model s(x, t) (2d | mnist)"),
 }
 
 

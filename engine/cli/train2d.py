@@ -29,60 +29,22 @@ if __name__ != "__main__":
     except ValueError:  # imported outside the main thread
         pass
 
-from engine.losses import OBJECTIVES, PROJECTIONS
-from engine.targets import parse_numbers, parse_points
-from engine.training.toy2d import (CONDITIONINGS, DATA_CHOICES, Train2DConfig, cli_argv, print_progress, train,
-                      write_run_config)
+from engine.training.flags import add_config_arguments, config_from_args as _config_from_flags
+from engine.training.toy2d import Train2DConfig, cli_argv, print_progress, train, write_run_config
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--data", default="mixture", choices=DATA_CHOICES,
-                   help="a Gaussian mixture (--means/--weights/--stds) or a 2D sample set")
-    p.add_argument("--means", default="5,5;-5,-5", help="mixture means, e.g. '5,5;-5,-5'")
-    p.add_argument("--weights", default="0.8,0.2", help="mixture weights, e.g. 0.8,0.2")
-    p.add_argument("--stds", default=None, help="one isotropic std per component, e.g. 1,1")
-    p.add_argument("--objective", default="ncsn", choices=OBJECTIVES)
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--hidden", type=int, default=128, help="hidden width of the MLP")
-    p.add_argument("--depth", type=int, default=2, help="number of hidden layers")
-    p.add_argument("--activation", default="softplus", choices=["softplus", "silu", "elu", "tanh"])
-    p.add_argument("--conditioning", default="embed", choices=CONDITIONINGS,
-                   help="NCSN: learned σ embedding (then /σ), or the seeds' s(x)/σ")
-    p.add_argument("--sigma", type=float, default=1.0, help="DSM: the single noise level")
-    p.add_argument("--sigma-max", type=float, default=20.0, help="NCSN: largest σ")
-    p.add_argument("--sigma-min", type=float, default=1.0, help="NCSN: smallest σ")
-    p.add_argument("--levels", type=int, default=10, help="NCSN: number of geometric levels")
-    p.add_argument("--projection", default="gaussian", choices=PROJECTIONS, help="SSM directions")
-    p.add_argument("--projections", type=int, default=1, help="SSM: projections per point")
-    p.add_argument("--perturb", type=float, default=0.0,
-                   help="std of a tiny Gaussian perturbation of the data (e.g. 0.01)")
-    p.add_argument("--n-data", type=int, default=10000, help="size of the fixed training set")
-    p.add_argument("--eval-every", type=int, default=250, help="Fisher divergence every N steps")
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    add_config_arguments(p, Train2DConfig)      # one flag per config field
     p.add_argument("--name", default=None, help="run name (default: the objective)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: $SCORELAB_THREADS or 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state")
     p.add_argument("--out", required=True, help="run folder to write")
 
 
 def config_from_args(args) -> Train2DConfig:
-    means = parse_points(args.means)
-    weights = parse_numbers(args.weights, "weights")
-    stds = parse_numbers(args.stds, "standard deviations") if args.stds else None
-    config = Train2DConfig(
-        data=args.data, means=tuple(means), weights=tuple(weights),
-        stds=tuple(stds) if stds else None, objective=args.objective, steps=args.steps,
-        batch=args.batch, lr=args.lr, hidden=args.hidden, depth=args.depth,
-        activation=args.activation, conditioning=args.conditioning, sigma=args.sigma,
-        sigma_max=args.sigma_max, sigma_min=args.sigma_min, levels=args.levels,
-        projection=args.projection, n_projections=args.projections, perturb=args.perturb,
-        n_data=args.n_data, eval_every=args.eval_every, log_every=args.log_every,
-        checkpoint_every=args.checkpoint_every, seed=args.seed)
+    config = _config_from_flags(Train2DConfig, args)
     config.validate()
     return config
 
@@ -106,17 +68,16 @@ def run(args) -> int:
     writer.status("running", step=0, total=config.steps, message="Starting.")
     write_run_config(args.out, args.name or config.objective, cli_argv(config), config)
     if _EARLY_SIGTERM:
-        writer._on_sigterm(signal.SIGTERM, None)
+        signal.raise_signal(signal.SIGTERM)    # again, now that RunWriter handles it
     progress = None if args.quiet else print_progress
-    try:
-        result = train(config, args.out, progress=progress, writer=writer)
-    except (FloatingPointError, RuntimeError) as err:
-        print(f"\nerror: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+    result = train(config, args.out, progress=progress, writer=writer, resume=args.resume)
+    if result.state != "finished":
+        print(file=sys.stderr)
+    if result.state == "failed":
+        print(f"error: {result.message}", file=sys.stderr)
         return 1
     summary = {"state": result.state, "out": str(args.out), "objective": config.objective,
                "steps": result.meta["steps"], "wall_time": result.meta["wall_time"],
                "sec_per_step": result.meta["sec_per_step"], **result.meta["metrics"]}
-    if result.state != "finished":
-        print(file=sys.stderr)
     print(json.dumps(summary))
     return 0

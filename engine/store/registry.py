@@ -135,8 +135,11 @@ def runs_started_with(runs: list[RunInfo], *argv: str) -> list[RunInfo]:
 
 
 def loss_records(run_dir) -> list[dict]:
-    """The records of a run's metrics.jsonl that carry a loss, in order."""
-    return [r for r in read_metrics(run_dir) if "loss" in r]
+    """The records of a run's metrics.jsonl that carry a loss, in order, in today's field names
+    (engine.training.loop.METRIC_FIELDS; first-version runs are renamed by upgrade_record)."""
+    from engine.training.loop import upgrade_record
+
+    return [r for r in map(upgrade_record, read_metrics(run_dir)) if "loss" in r]
 
 
 def preview_png(run_dir) -> bytes | None:

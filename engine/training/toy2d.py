@@ -1,10 +1,11 @@
 """Training 2D score models: a frozen config in; checkpoints and metric records out.
 
-`train(config, run_dir)` is the whole loop, used by `python -m engine train2d` (which the app
+`train(config, run_dir)` sets up the data, the MLP and the objective (engine.losses) and runs the
+one training loop (engine.training.loop), used by `python -m engine train2d` (which the app
 launches as a background job) and by the tests in-process. It writes into RUN_DIR (engine.store.runs):
-status.json (state, step, loss), metrics.jsonl (loss records every `log_every` steps, Fisher
-divergence records every `eval_every` steps) and the checkpoint RUN_DIR/model.{safetensors,json},
-saved atomically every `checkpoint_every` steps and at the end (also when cancelled).
+status.json, metrics.jsonl (loss records every `log_every` steps, with NCSN's loss_per_level; Fisher
+divergence records every `eval_every` steps and at the end) and the checkpoint RUN_DIR/model, saved
+atomically every `checkpoint_every` steps and whenever training stops.
 
 Fisher divergence (mixtures only, where the exact score is known), on a fixed evaluation set:
 * "fisher": ½ E_p ||s_θ(x, σ_eval) − ∇log p(x)||² under the clean data, σ_eval = the smallest σ the
@@ -28,41 +29,52 @@ from pathlib import Path
 import torch
 
 from engine import losses
-from engine.store.checkpoints import atomic_write_json, save_model
+from engine.losses import OBJECTIVES, PROJECTIONS
 from engine.metrics import fisher_divergence
 from engine.models.mlp import make_score_net
+from engine.models.score import score_fn_of
 from engine.samplers.schedules import geometric_sigmas
+from engine.store.checkpoints import atomic_write_json
 from engine.targets import SAMPLE_SETS, GaussianMixture, TargetError, sample_set
+from engine.training.flags import config_argv, option
+from engine.training.loop import LoopConfig, Progress, Task, resume_point, train_loop
 
 DATA_CHOICES = ("mixture", *SAMPLE_SETS)
 CONDITIONINGS = ("embed", "divide")
+ACTIVATIONS = ("softplus", "silu", "elu", "tanh")
 
 
 @dataclass(frozen=True)
 class Train2DConfig:
-    data: str = "mixture"                                    # "mixture" or a sample set name
-    means: tuple[tuple[float, ...], ...] = ((5.0, 5.0), (-5.0, -5.0))
-    weights: tuple[float, ...] = (0.8, 0.2)
-    stds: tuple[float, ...] | None = None
-    objective: str = "ncsn"                                  # esm ism ssm ssm-vr dsm ncsn
+    """Every field is a `python -m engine train2d` flag (engine.training.flags)."""
+    data: str = option("mixture", "a Gaussian mixture (--means/--weights/--stds) or a 2D sample set",
+                       choices=DATA_CHOICES)
+    means: tuple[tuple[float, ...], ...] = option(((5.0, 5.0), (-5.0, -5.0)),
+                                                  "mixture means, e.g. '5,5;-5,-5'", kind="points")
+    weights: tuple[float, ...] = option((0.8, 0.2), "mixture weights, e.g. 0.8,0.2", kind="numbers")
+    stds: tuple[float, ...] | None = option(None, "one isotropic std per component, e.g. 1,1",
+                                            kind="numbers")
+    objective: str = option("ncsn", choices=OBJECTIVES)
     steps: int = 2000
     batch: int = 128
     lr: float = 1e-3
-    hidden: int = 128
-    depth: int = 2
-    activation: str = "softplus"
-    conditioning: str = "embed"                              # NCSN: embed | divide
-    sigma: float = 1.0                                       # DSM's single σ
-    sigma_max: float = 20.0                                  # NCSN levels (geometric)
-    sigma_min: float = 1.0
-    levels: int = 10
-    projection: str = "gaussian"                             # SSM / SSM-VR: gaussian | rademacher
-    n_projections: int = 1
-    perturb: float = 0.0                                     # tiny N(0, perturb²) added to each batch
-    n_data: int = 10000                                      # size of the fixed training set
-    eval_points: int = 2000
-    eval_every: int = 250
-    log_every: int = 10
+    hidden: int = option(128, "hidden width of the MLP")
+    depth: int = option(2, "number of hidden layers")
+    activation: str = option("softplus", choices=ACTIVATIONS)
+    conditioning: str = option("embed", "NCSN: learned σ embedding (then /σ), or the seeds' s(x)/σ",
+                               choices=CONDITIONINGS)
+    sigma: float = option(1.0, "DSM: the single noise level")
+    sigma_max: float = option(20.0, "NCSN: largest σ (geometric levels)")
+    sigma_min: float = option(1.0, "NCSN: smallest σ")
+    levels: int = option(10, "NCSN: number of geometric levels")
+    projection: str = option("gaussian", "SSM directions", choices=PROJECTIONS)
+    n_projections: int = option(1, "SSM: projections per point", flag="--projections")
+    perturb: float = option(0.0, "std of a tiny Gaussian perturbation of each batch (e.g. 0.01)")
+    ema: float = option(0.0, "EMA decay of the weights, what is saved and evaluated (0: none)")
+    n_data: int = option(10000, "size of the fixed training set")
+    eval_points: int = option(2000, "size of the fixed evaluation set")
+    eval_every: int = option(250, "Fisher divergence every N steps")
+    log_every: int = option(10, "a loss record every N steps")
     checkpoint_every: int = 1000
     seed: int = 0
 
@@ -113,8 +125,13 @@ class Train2DConfig:
             raise ValueError(f"Unknown conditioning {self.conditioning!r}; choose embed or divide.")
         if self.perturb < 0:
             raise ValueError("The data perturbation must be zero or positive.")
+        self.loop_config().validate()
         self.sigmas  # noqa: B018 — validates the σ schedule (ScheduleError is a ValueError)
         self.mixture  # noqa: B018 — validates means/weights/stds
+
+    def loop_config(self) -> LoopConfig:
+        return LoopConfig(steps=self.steps, lr=self.lr, ema=self.ema, record_every=self.log_every,
+                          checkpoint_every=self.checkpoint_every)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,6 +153,7 @@ class TrainResult:
     meta: dict
     losses: list[float] = field(default_factory=list)
     state: str = "finished"
+    message: str = ""
 
 
 def training_data(config: Train2DConfig) -> torch.Tensor:
@@ -153,22 +171,12 @@ def evaluation_data(config: Train2DConfig) -> torch.Tensor:
     return sample_set(config.data, config.eval_points, g)
 
 
-def model_score_fn(model: torch.nn.Module, sigma_floor: float = 0.0):
-    """score_fn(x, σ) for samplers/metrics: no grad, σ clamped to the smallest trained level."""
-    def score_fn(x: torch.Tensor, sigma=0.0) -> torch.Tensor:
-        if getattr(model, "noise_conditional", False) and not isinstance(sigma, torch.Tensor):
-            sigma = max(float(sigma), sigma_floor)
-        with torch.no_grad():
-            return model(x.to(torch.float32), sigma).to(x.dtype)
-    return score_fn
-
-
 def evaluate(model, config: Train2DConfig, x_eval: torch.Tensor) -> dict:
     """Fisher divergences (see the module docstring); {} when the data has no exact score."""
     mixture = config.mixture
     if mixture is None:
         return {}
-    score_fn = model_score_fn(model, config.eval_sigma)
+    score_fn = score_fn_of(model, {"model": model.spec(), "sigmas": list(config.sigmas)})
     fisher = fisher_divergence(lambda x, s: score_fn(x, config.eval_sigma), mixture.score, x_eval, 0.0)
     per_sigma = {}
     g = torch.Generator().manual_seed(config.seed + 4242)
@@ -183,27 +191,25 @@ def evaluate(model, config: Train2DConfig, x_eval: torch.Tensor) -> dict:
     return out
 
 
-def loss_on_batch(model, config: Train2DConfig, x: torch.Tensor, g: torch.Generator):
-    """(scalar loss, per-level means or None) for one minibatch."""
+def loss_terms(model, config: Train2DConfig, x: torch.Tensor, g: torch.Generator):
+    """(per-example loss terms, NCSN level of each example or None) for one minibatch."""
     obj = config.objective
     if config.perturb > 0:
         x = x + config.perturb * torch.randn(x.shape, generator=g)
     if obj == "esm":
-        return losses.esm_loss(model, x, config.mixture.score), None
+        return losses.esm_loss(model, x, config.mixture.score, reduce=False), None
     if obj == "ism":
-        return losses.ism_loss(model, x), None
+        return losses.ism_loss(model, x, reduce=False), None
     if obj in ("ssm", "ssm-vr"):
         return losses.ssm_loss(model, x, n_projections=config.n_projections,
                                projection=config.projection, variance_reduced=(obj == "ssm-vr"),
-                               generator=g), None
+                               generator=g, reduce=False), None
     if obj == "dsm":
-        return losses.dsm_loss(model, x, config.sigma, generator=g), None
-    per, levels = losses.ncsn_loss(model, x, config.sigmas, generator=g, reduce=False)
-    return per.mean(), losses.per_level_means(per, levels, len(config.sigmas))
+        return losses.dsm_loss(model, x, config.sigma, generator=g, reduce=False), None
+    return losses.ncsn_loss(model, x, config.sigmas, generator=g, reduce=False)
 
 
-def checkpoint_meta(model, config: Train2DConfig, step: int, wall: float, train_seconds: float,
-                    final_metrics: dict, state: str) -> dict:
+def checkpoint_meta(model, config: Train2DConfig, p: Progress) -> dict:
     target = {"data": config.data}
     if config.mixture is not None:
         target.update(config.mixture.to_dict())
@@ -214,137 +220,51 @@ def checkpoint_meta(model, config: Train2DConfig, step: int, wall: float, train_
         "sigmas": list(config.sigmas),
         "eval_sigma": config.eval_sigma,
         "target": target,
-        "steps": step,
+        "steps": p.step,
         "total_steps": config.steps,
-        "wall_time": round(wall, 3),
-        "sec_per_step": round(train_seconds / max(step, 1), 6),
-        "metrics": final_metrics,
-        "state": state,
+        "wall_time": round(p.seconds, 3),
+        "sec_per_step": round(p.sec_per_step, 6),
+        "metrics": {"loss": p.loss, **p.evaluation},
+        "state": p.state,
         "config": config.to_dict(),
     }
 
 
-def train(config: Train2DConfig, run_dir=None, progress=None, writer=None) -> TrainResult:
-    """Run the training loop. With run_dir: write the run folder (status, metrics, checkpoint).
-    progress(step, total, loss) is called every log_every steps (the CLI's progress bar)."""
+def train(config: Train2DConfig, run_dir=None, progress=None, writer=None,
+          resume: bool = False) -> TrainResult:
+    """Train on the one loop (engine.training.loop). With run_dir: write the run folder (status,
+    metrics, checkpoints; resume=True continues from its state checkpoint). progress(step, total,
+    loss) is called at every loss record (the CLI's progress bar)."""
     from engine.store.runs import RunWriter
 
     config.validate()
+    start = resume_point(run_dir) if (resume and run_dir is not None) else None
     torch.manual_seed(config.seed)
-    g = torch.Generator().manual_seed(config.seed + 1)
+    g = torch.Generator().manual_seed(config.seed + 1 + (7919 * start.step if start else 0))
     data = training_data(config)
     x_eval = evaluation_data(config)
     data_scale = float(data.std()) if config.objective == "ncsn" else 1.0
     model = make_score_net(config.objective, data.shape[1], config.hidden, config.depth,
                            config.activation, config.conditioning, data_scale=round(data_scale, 4))
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     if run_dir is not None and writer is None:
         writer = RunWriter(run_dir, total=config.steps)
-    run_dir = Path(run_dir) if run_dir is not None else None
 
-    start = time.time()
-    train_seconds = 0.0
-    history: list[float] = []
-    last_eval: dict = {}
-    step = 0
-    state = "finished"
-    message = ""
+    def batch_loss(net):
+        idx = torch.randint(0, data.shape[0], (config.batch,), generator=g)
+        return loss_terms(net, config, data[idx], g)
 
-    def save(state_now: str):
-        if run_dir is None:
-            return
-        meta = checkpoint_meta(model, config, step, time.time() - start, train_seconds,
-                               {"loss": history[-1] if history else None, **last_eval}, state_now)
-        save_model(run_dir / "model", model, meta)
-
-    if writer:
-        writer.status("running", step=0, total=config.steps, message="Training started.")
-    window: list[float] = []
-    try:
-        while step < config.steps:
-            if writer and writer.stop_requested:
-                state, message = "cancelled", f"Cancelled at step {step}; the model so far is saved."
-                break
-            t0 = time.perf_counter()
-            idx = torch.randint(0, data.shape[0], (config.batch,), generator=g)
-            loss, per_level = loss_on_batch(model, config, data[idx], g)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            train_seconds += time.perf_counter() - t0
-            step += 1
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(f"The loss became {value} at step {step}; try a smaller "
-                                         f"learning rate.")
-            window.append(value)
-            if step % config.log_every == 0 or step == config.steps:
-                mean_loss = sum(window) / len(window)
-                window = []
-                history.append(mean_loss)
-                record = {"step": step, "loss": mean_loss, "time": round(time.time() - start, 3),
-                          "sec_per_step": train_seconds / step}
-                if per_level is not None:
-                    record["loss_per_level"] = per_level
-                if writer:
-                    writer.metric(record)
-                    writer.status("running", step=step, loss=mean_loss,
-                                  sec_per_step=train_seconds / step, message="")
-                if progress:
-                    progress(step, config.steps, mean_loss)
-            if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
-                last_eval = evaluate(model, config, x_eval)
-                if writer and last_eval:
-                    writer.metric({"step": step, **last_eval})
-            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
-                save("running")
-    except Exception as err:  # the run folder must say why it stopped
-        if writer:
-            writer.status("failed", step=step, message=_one_line(err))
-        raise
-    if not last_eval or (config.eval_every and step % config.eval_every != 0):
-        last_eval = evaluate(model, config, x_eval)
-    wall = time.time() - start
-    meta = checkpoint_meta(model, config, step, wall, train_seconds,
-                           {"loss": history[-1] if history else None, **last_eval}, state)
-    if run_dir is not None:
-        save_model(run_dir / "model", model, meta)
-    if writer:
-        if state == "finished":
-            message = f"Finished {step} steps in {wall:.1f} s."
-        writer.status(state, step=step, message=message, wall_time=wall,
-                      sec_per_step=train_seconds / max(step, 1),
-                      final={"loss": history[-1] if history else None, **last_eval})
-    return TrainResult(model=model.eval(), meta=meta, losses=history, state=state)
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    task = Task(model=model, batch_loss=batch_loss, meta=lambda p: checkpoint_meta(model, config, p),
+                n_levels=len(config.sigmas) if config.objective == "ncsn" else 0,
+                evaluate=lambda m, p: evaluate(m, config, x_eval), eval_every=config.eval_every)
+    out = train_loop(task, config.loop_config(), run_dir, writer, start=start, progress=progress)
+    return TrainResult(model=out.model, meta=checkpoint_meta(model, config, out.progress),
+                       losses=[r["loss"] for r in out.records], state=out.state,
+                       message=out.progress.message)
 
 
 def cli_argv(c: Train2DConfig) -> list[str]:
     """The `python -m engine train2d` flags (without --out) that reproduce this config."""
-    argv = ["train2d", "--data", c.data, "--objective", c.objective, "--steps", str(c.steps),
-            "--batch", str(c.batch), "--lr", f"{c.lr!r}", "--hidden", str(c.hidden),
-            "--depth", str(c.depth), "--activation", c.activation, "--seed", str(c.seed),
-            "--n-data", str(c.n_data), "--eval-every", str(c.eval_every), "--log-every", str(c.log_every),
-            "--checkpoint-every", str(c.checkpoint_every), "--quiet"]
-    if c.data == "mixture":
-        argv += ["--means", ";".join(",".join(f"{v!r}" for v in m) for m in c.means),
-                 "--weights", ",".join(f"{w!r}" for w in c.weights)]
-        if c.stds:
-            argv += ["--stds", ",".join(f"{s!r}" for s in c.stds)]
-    if c.objective == "dsm":
-        argv += ["--sigma", f"{c.sigma!r}"]
-    if c.objective == "ncsn":
-        argv += ["--sigma-max", f"{c.sigma_max!r}", "--sigma-min", f"{c.sigma_min!r}",
-                 "--levels", str(c.levels), "--conditioning", c.conditioning]
-    if c.objective in ("ssm", "ssm-vr"):
-        argv += ["--projection", c.projection, "--projections", str(c.n_projections)]
-    if c.perturb > 0:
-        argv += ["--perturb", f"{c.perturb!r}"]
-    return argv
+    return ["train2d", *config_argv(c), "--quiet"]
 
 
 def write_run_config(run_dir, name: str, argv: list[str], config: Train2DConfig) -> None:
@@ -374,7 +294,7 @@ def time_objectives(dims=(2, 8, 32, 128), objectives=("ism", "ssm", "dsm"), step
             times = []
             for i in range(steps + 1):
                 t0 = time.perf_counter()
-                loss, _ = loss_on_batch(model, cfg, x_all[i], g)
+                loss = loss_terms(model, cfg, x_all[i], g)[0].mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
