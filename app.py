@@ -11,18 +11,21 @@ from engine.device import available_devices
 ROOT = Path(__file__).resolve().parent
 
 # (file, title, icon). Pages whose file is not there (yet) are left out, so the app always runs.
+# The folder is app_pages/, not pages/: a pages/ folder beside app.py puts Streamlit in its legacy
+# multipage mode, where a page URL opened before any st.navigation call runs that page on its own
+# (no sidebar, an automatic page list). Without one, every request runs this file.
 PAGES = [
-    ("pages/home.py", "Home", ":material/home:"),
-    ("pages/scores.py", "Scores", ":material/explore:"),
-    ("pages/langevin.py", "Langevin vs annealed", ":material/scatter_plot:"),
-    ("pages/train.py", "Train", ":material/model_training:"),
-    ("pages/mnist.py", "MNIST", ":material/draw:"),
-    ("pages/sde.py", "SDEs", ":material/timeline:"),
+    ("app_pages/home.py", "Home", ":material/home:"),
+    ("app_pages/scores.py", "Scores", ":material/explore:"),
+    ("app_pages/langevin.py", "Langevin vs annealed", ":material/scatter_plot:"),
+    ("app_pages/train.py", "Train", ":material/model_training:"),
+    ("app_pages/mnist.py", "MNIST", ":material/draw:"),
+    ("app_pages/sde.py", "SDEs", ":material/timeline:"),
 ]
 
 st.set_page_config(page_title="Score Lab", page_icon=":material/scatter_plot:", layout="wide")
 
-pages = [st.Page(path, title=title, icon=icon, default=(path == "pages/home.py"))
+pages = [st.Page(path, title=title, icon=icon, default=(path == "app_pages/home.py"))
          for path, title, icon in PAGES if (ROOT / path).exists()]
 current = st.navigation(pages)
 

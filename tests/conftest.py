@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `import engine`, `import nav`, `from tests.browser import …`
+if str(ROOT) not in sys.path:  # `import engine`, `import ui`, `from tests.browser import …`
     sys.path.insert(0, str(ROOT))
 
 from tests.browser import browser_page, chromium, streamlit_server  # noqa: E402,F401

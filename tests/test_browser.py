@@ -3,7 +3,7 @@ Langevin page, move a slider with the keyboard, and see the figures change."""
 
 from __future__ import annotations
 
-from tests.browser import wait_idle
+from tests.browser import start_server, stop_server, wait_idle
 
 # The Plotly figures as the browser holds them: each chart's div carries its `data`.
 READ_BARS = """() => {
@@ -55,3 +55,24 @@ def test_langevin_page_slider_changes_the_figures(streamlit_server, browser_page
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=str(tmp_path / "langevin.png"), full_page=True)
     assert (tmp_path / "langevin.png").stat().st_size > 10_000
+
+
+def test_a_page_url_opened_first_after_a_server_start_runs_inside_app_py(browser_page, tmp_path):
+    """The first request of a fresh server is a page URL (a bookmark, a reload): the page must
+    come with app.py's sidebar (seed, device) and navigation, not run on its own."""
+    proc, url, log = start_server(tmp_path)
+    try:
+        page = browser_page
+        page.goto(f"{url}/scores")
+        page.wait_for_selector("[data-testid='stSidebarNav']", timeout=90_000)
+        wait_idle(page)
+        page.wait_for_selector(".js-plotly-plot", timeout=90_000)
+        assert page.get_by_role("heading", name="Scores").count() == 1
+        sidebar = page.locator("[data-testid='stSidebar']")
+        assert sidebar.get_by_text("Seed", exact=True).count() == 1   # app.py's shared controls
+        assert sidebar.get_by_text("Device", exact=True).count() == 1
+        nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+        assert "Langevin vs annealed" in nav and "SDEs" in nav   # app.py's titles, not file names
+        assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        stop_server(proc)

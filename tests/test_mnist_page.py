@@ -21,11 +21,6 @@ def app(tmp_path, monkeypatch):
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
     from streamlit.testing.v1 import AppTest
 
-    from ui import nav
-
-    # AppTest puts Streamlit back in its legacy pages mode before every run, so nav.ensure_app()
-    # would rerun and swallow the Sample click; the real server leaves that mode for good.
-    monkeypatch.setattr(nav, "ensure_app", lambda: None)
     monkeypatch.setenv("SCORELAB_RUNS", str(tmp_path / "runs"))
     st.cache_resource.clear()
     st.cache_data.clear()
@@ -40,7 +35,7 @@ def app(tmp_path, monkeypatch):
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
     at.run()
-    at.switch_page("pages/mnist.py").run()
+    at.switch_page("app_pages/mnist.py").run()
     yield at, stored
     st.cache_resource.clear()
 

@@ -16,11 +16,6 @@ APP = str(ROOT / "app.py")
 @pytest.fixture
 def runs_root(tmp_path, monkeypatch):
     monkeypatch.setenv("SCORELAB_RUNS", str(tmp_path))
-    # nav.ensure_app() reruns when Streamlit's legacy pages-folder flag is set, and AppTest resets
-    # that flag before every run: the rerun would swallow each button click. Not needed here.
-    monkeypatch.syspath_prepend(str(ROOT))
-    from ui import nav
-    monkeypatch.setattr(nav, "ensure_app", lambda: None)
     st.cache_resource.clear()
     st.cache_data.clear()
     yield tmp_path
@@ -35,7 +30,7 @@ def runs_root(tmp_path, monkeypatch):
 
 def open_train_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=90).run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -156,7 +151,7 @@ def test_langevin_page_samples_with_a_trained_checkpoint_next_to_the_exact_score
     finally:
         torch.set_num_threads(threads)
     at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("pages/langevin.py").run()
+    at.switch_page("app_pages/langevin.py").run()
     assert not at.exception, at.exception
     at.select_slider(key="lv_n").set_value(250)
     at.slider(key="lv_steps").set_value(50).run()

@@ -52,7 +52,7 @@ def open_page(app_test, path: str):
 def test_every_listed_page_runs(app_test, path, tmp_path, monkeypatch):
     monkeypatch.setenv("SCORELAB_RUNS", str(tmp_path))
     at = open_page(app_test, path)
-    if path in ("pages/home.py", "pages/scores.py", "pages/langevin.py"):
+    if path in ("app_pages/home.py", "app_pages/scores.py", "app_pages/langevin.py"):
         assert not at.error, [e.value for e in at.error]
         # The shared sidebar controls (defined in app.py) are there with their defaults.
         assert at.number_input(key="seed").value == 0
@@ -62,12 +62,12 @@ def test_every_listed_page_runs(app_test, path, tmp_path, monkeypatch):
 def test_home_links_every_present_page(app_test):
     at = app_test.run()
     links = {el.proto.page for el in at.get("page_link")}  # URL names: "scores", "langevin", …
-    expected = {p.removeprefix("pages/").removesuffix(".py") for p in _page_files()}
+    expected = {p.removeprefix("app_pages/").removesuffix(".py") for p in _page_files()}
     assert expected - {"home"} <= links
 
 
 def test_langevin_defaults_are_the_seeds_experiment_and_weight_slider_reaches_figures(app_test):
-    at = open_page(app_test, "pages/langevin.py")
+    at = open_page(app_test, "app_pages/langevin.py")
     assert not at.error
     final, anim, weights = charts(at)
     bars = bar_values(weights)
@@ -87,7 +87,7 @@ def test_langevin_defaults_are_the_seeds_experiment_and_weight_slider_reaches_fi
 
 
 def test_both_samplers_start_from_the_same_particles(app_test):
-    at = open_page(app_test, "pages/langevin.py")
+    at = open_page(app_test, "app_pages/langevin.py")
     anim = charts(at)[1]
     moving = [t for t in anim["data"] if t.get("name") in ("Plain Langevin", "Annealed Langevin")]
     first = [np.stack([decode(t["x"]), decode(t["y"])], 1) for t in moving]
@@ -97,7 +97,7 @@ def test_both_samplers_start_from_the_same_particles(app_test):
 
 
 def test_bad_schedule_is_one_sentence_and_plain_still_shows(app_test):
-    at = open_page(app_test, "pages/langevin.py")
+    at = open_page(app_test, "app_pages/langevin.py")
     at.slider(key="lv_smax").set_value(1.0)
     at.slider(key="lv_smin").set_value(2.0).run()
     assert not at.exception
@@ -108,14 +108,14 @@ def test_bad_schedule_is_one_sentence_and_plain_still_shows(app_test):
 
 
 def test_diverging_step_size_is_reported_with_a_hint(app_test):
-    at = open_page(app_test, "pages/langevin.py")
+    at = open_page(app_test, "app_pages/langevin.py")
     at.select_slider(key="lv_eps").set_value(5.0).run()
     assert not at.exception
     assert at.error and all("smaller step size" in e.value for e in at.error)
 
 
 def test_scores_page_far_field_is_blind_to_the_weight_until_sigma_is_large(app_test):
-    at = open_page(app_test, "pages/scores.py")
+    at = open_page(app_test, "app_pages/scores.py")
     field, diff, probe = charts(at)
     changed_at_0 = float(at.metric[0].value.rstrip(" %"))
     # Probe curves: near either mode the score does not move with w; midway it does.
@@ -155,7 +155,7 @@ def test_page_batched_sampling_gives_the_cli_particles():
 
 
 def test_langevin_table_lists_the_bars_and_their_total_variation(app_test):
-    at = open_page(app_test, "pages/langevin.py")
+    at = open_page(app_test, "app_pages/langevin.py")
     bars = bar_values(charts(at)[-1])
     table = next(m.value for m in at.markdown if "weight error (TV)" in m.value)
     lines = [line for line in table.splitlines() if line.startswith("|")][2:]   # after head, rule
@@ -170,10 +170,26 @@ def test_langevin_table_lists_the_bars_and_their_total_variation(app_test):
 
 
 def test_scores_energy_view_is_minus_the_log_density(app_test):
-    at = open_page(app_test, "pages/scores.py")
+    at = open_page(app_test, "app_pages/scores.py")
     log_density = decode(charts(at)[0]["data"][0]["z"])
     at.radio(key="scores_view").set_value("energy −log p").run()
     assert not at.exception
     energy = charts(at)[0]
     np.testing.assert_array_equal(decode(energy["data"][0]["z"]), -log_density)
     assert energy["data"][0]["colorbar"]["title"]["text"] == "−log p"
+
+
+def test_no_pages_folder_so_streamlit_never_runs_a_page_without_app_py():
+    # Streamlit reads a pages/ folder beside the entrypoint as a legacy multipage app: until some
+    # run has called st.navigation, a page URL runs that file alone (no sidebar). The pages live in
+    # app_pages/ so every request runs app.py; test_browser checks a first visit to a page URL.
+    assert not (ROOT / "pages").exists()
+    from streamlit.runtime.pages_manager import PagesManager
+
+    before = PagesManager.uses_pages_directory
+    PagesManager.uses_pages_directory = None     # as at a server start
+    try:
+        PagesManager(str(ROOT / "app.py"))
+        assert PagesManager.uses_pages_directory is False
+    finally:
+        PagesManager.uses_pages_directory = before

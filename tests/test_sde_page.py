@@ -9,19 +9,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _no_nav_rerun(monkeypatch):
-    # nav.ensure_app() reruns when Streamlit's legacy pages flag is set, and AppTest resets that
-    # flag before every run: the rerun would swallow each button click.
-    monkeypatch.syspath_prepend(str(ROOT))
-    from ui import nav
-    monkeypatch.setattr(nav, "ensure_app", lambda: None)
-
-
 def _page(app_test):
     at = app_test
     at.run()
-    at.switch_page("pages/sde.py").run()
+    at.switch_page("app_pages/sde.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -1,5 +1,5 @@
 """Shared by pages: choose a trained 2D score checkpoint (a Train page run) and sample with it next to
-the exact score. Used by pages/langevin.py through one call, `learned_vs_exact(...)`."""
+the exact score. Used by app_pages/langevin.py through one call, `learned_vs_exact(...)`."""
 
 from __future__ import annotations
 

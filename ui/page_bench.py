@@ -25,7 +25,7 @@ def page_rerun_times(repeats: int) -> dict:
     logging.getLogger("streamlit").setLevel(logging.ERROR)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.run()
-    at.switch_page("pages/langevin.py").run()
+    at.switch_page("app_pages/langevin.py").run()
     if at.exception:
         raise RuntimeError(f"the Langevin page failed: {at.exception[0].message}")
 

@@ -22,9 +22,6 @@ from engine.sde.sdes import SDEError
 from engine.store.registry import sde2d_models, sde_mnist_measurements, sde_mnist_models
 from engine.targets import TargetError
 
-from ui import nav
-
-nav.ensure_app()
 
 N_TRAJ = 12
 PLOT = {"displaylogo": False}
@@ -266,8 +263,8 @@ with tab_lik:
         "`checkpoints/`); the divergence is the exact trace (2 backward passes in 2D).")
     ckpts = sde2d_models()
     if not ckpts:
-        st.warning("No 2D SDE checkpoint found in checkpoints/ (sde2d_*.json); train one with "
-                   "`python -m engine train-sde 2d --out DIR`.")
+        st.warning("No time-conditional 2D score found in checkpoints/; train one with "
+                   "`python -m engine train-sde 2d --out checkpoints/NAME`.")
     else:
         c1, c2 = st.columns([2, 1])
         with c1:

@@ -10,9 +10,6 @@ from engine.render import mixing as render
 from engine.render.base import ANNEALED, PLAIN
 from engine.targets import TargetError
 
-from ui import nav
-
-nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
 
 # Cached per slider setting; the probes depend on σ only, so moving w does not recompute them.
 field = st.cache_data(max_entries=64, show_spinner=False)(score_field)

@@ -4,9 +4,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import nav
-
-nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,21 +17,21 @@ st.markdown(
 )
 
 SECTIONS = [
-    ("pages/scores.py", "Scores",
+    ("app_pages/scores.py", "Scores",
      "The exact score field of a 2D Gaussian mixture at any noise level σ, over its density. "
      "Move a mode's weight and see where the field changes: almost nowhere far from the minor "
      "mode, which is why plain Langevin dynamics gets the weights wrong."),
-    ("pages/langevin.py", "Langevin vs annealed",
+    ("app_pages/langevin.py", "Langevin vs annealed",
      "The seeds' experiment: 1000 particles from a uniform box, sampled from 0.8·N((5,5), I) + "
      "0.2·N((−5,−5), I) with the exact score, by plain Langevin and by annealed Langevin from the "
      "same starting points. Final particles, trajectories, an animation, and the recovered weights."),
-    ("pages/train.py", "Train",
+    ("app_pages/train.py", "Train",
      "Train small score networks on 2D data with the score-matching losses (explicit, implicit, "
      "sliced, denoising, NCSN) in the background and compare them."),
-    ("pages/mnist.py", "MNIST",
+    ("app_pages/mnist.py", "MNIST",
      "Noise Conditional Score Networks on real MNIST digits: single-σ DSM against NCSN with "
      "annealed Langevin."),
-    ("pages/sde.py", "SDEs",
+    ("app_pages/sde.py", "SDEs",
      "Score models through stochastic differential equations: forward and reverse SDEs, "
      "predictor–corrector sampling and the probability-flow ODE."),
 ]

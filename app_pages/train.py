@@ -18,9 +18,8 @@ from engine.store.registry import loss_records, modified, runs_started_with
 from engine.targets import SAMPLE_SETS
 from engine.training.toy2d import Train2DConfig, cli_argv
 
-from ui import nav
+from ui.jobs import job_manager
 
-nav.ensure_app()
 
 OBJECTIVES = {
     "ncsn": "NCSN — multi-σ denoising, λ(σ) = σ²",
@@ -41,7 +40,7 @@ COMPARE_COLUMNS = {"run": ("run", "{}"), "objective": ("objective", "{}"), "data
 
 
 def jobs() -> JobManager:
-    return nav.job_manager()
+    return job_manager()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -14,9 +14,7 @@ from engine.render import base
 from engine.render import mixing as render
 
 from ui import learned_score
-from ui import nav
 
-nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
 
 N_FRAMES = 40          # animation frames after the initial one
 ANIM_PARTICLES = 250   # particles shown in the animation

@@ -18,9 +18,8 @@ from engine.render import train as render_train
 from engine.render.images import class_counts_figure, grid_png, npy_bytes, zip_of_pngs
 from engine.samplers.langevin import SamplerDiverged
 
-from ui import nav
+from ui.jobs import job_manager
 
-nav.ensure_app()  # a deep link opened before app.py ever ran: rerun inside app.py
 
 N_CHOICES = [4, 16, 36, 64, 100]
 
@@ -28,7 +27,7 @@ N_CHOICES = [4, 16, 36, 64, 100]
 # -- caches -------------------------------------------------------------------------------------------
 
 def get_jobs() -> JobManager:
-    return nav.job_manager()
+    return job_manager()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -305,7 +304,7 @@ def training_runs() -> None:
                 c1.plotly_chart(render_train.loss_figure([render_train.loss_curve(recs, "loss")],
                                                          title="Loss", height=180, log_y=True),
                                 key=f"loss_{info.dir.name}")
-                last = recs[-1].get("per_sigma") or []
+                last = recs[-1].get("loss_per_level") or []
                 try:
                     sig = read_meta(info.dir / "model")["schedule"]["sigmas"]
                 except (CheckpointError, KeyError):
