@@ -179,8 +179,8 @@ if ncsn_choices:
                 "shipped model on a 2-core CPU; the same settings and seed give the same grid.)")
         example = example_png(pick.path)
         if example is not None:
-            st.image(example, caption=f"Example from the shipped model (64 images, "
-                     f"default settings, seed 0)", width=420)
+            st.image(example, caption="Example from the shipped model (64 images, "
+                     "default settings, seed 0)", width=420)
             st.download_button("Download this example grid (PNG)", example,
                                file_name="ncsn_mnist_example.png", mime="image/png",
                                on_click="ignore", key="mnist_dl_example")
@@ -193,7 +193,7 @@ if ncsn_choices:
                     st.error(res["error"])
                     continue
                 frames, levels, sigmas = res["frames"], res["frame_levels"], res["frame_sigmas"]
-                labels = [f"start" if i == 0 else f"level {lv + 1} (σ = {s:.3g})"
+                labels = ["start" if i == 0 else f"level {lv + 1} (σ = {s:.3g})"
                           for i, (lv, s) in enumerate(zip(levels, sigmas))]
                 labels[-1] = "final" + (" (denoised)" if res["schedule"].get("denoise") else "")
                 if len(frames) > 1:

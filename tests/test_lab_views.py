@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from engine.lab import comparison, grids, sde_views
 from engine.lab.mixing import MixConfig, run_mix
@@ -98,14 +97,11 @@ def test_masked_digit_greys_the_hidden_half():
 
 def test_learned_field_of_a_run_has_the_error_map(tmp_path):
     from engine.lab.learned2d import comparison_rows, learned_field, sigma_rule
+    from engine.samplers.langevin import small_tensor_threads
     from engine.training.toy2d import Train2DConfig, train
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with small_tensor_threads(1):  # one torch thread: a tiny MLP on a shared machine
         train(Train2DConfig(objective="dsm", steps=30, eval_every=0), tmp_path / "run")
-    finally:
-        torch.set_num_threads(threads)
     cmp = learned_field(str(tmp_path / "run" / "model"), 1.0)
     assert {"learned", "exact", "err", "logp"} <= set(cmp) and cmp["err"].shape == (70, 70)
     # σ₁ rule on the seeds' mixture: the largest distance between samples, a bit over 2·5√2.
