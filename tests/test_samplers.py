@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from engine.lab.mixing import MixConfig, run_mix, seeds_defaults
-from engine.samplers.langevin import (SamplerDiverged, annealed_schedule, init_particles, langevin_dynamics,
-                             plain_schedule)
+from engine.samplers.langevin import (FrameRecorder, SamplerDiverged, annealed_schedule,
+                                      init_particles, langevin_dynamics, plain_schedule)
 from engine.targets import GaussianMixture
 
 
@@ -74,6 +74,31 @@ def test_frames_are_recorded_and_subsampled():
     assert out.frames.shape == (1 + 30 // 5, 50, 2)
     assert out.frame_steps == [0, 5, 10, 15, 20, 25, 30]
     torch.testing.assert_close(out.frames[-1], out.x[:50])
+
+
+def test_the_callback_sees_every_step_and_the_recorder_keeps_every_kth():
+    """k-diffusion style: callback(info) at step 0, after each step, and for the denoised state."""
+    gauss = GaussianMixture.create([(0.0, 0.0)], [1.0], [1.0])
+    sched = annealed_schedule(0.1, 4, 4.0, 1.0, 3, denoise=True)
+    seen = []
+    rec = FrameRecorder(every=3, keep=2)
+
+    def callback(info):
+        seen.append((info["step"], info["level"], info.get("final", False)))
+        rec(info)
+
+    x0 = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    out = langevin_dynamics(gauss.score, x0, sched, torch.Generator().manual_seed(1), callback)
+    assert seen[0] == (0, 0, False) and seen[-1] == (12, 2, True) and len(seen) == 14
+    assert [s for s, _, _ in seen[1:-1]] == list(range(1, 13))
+    assert [lv for _, lv, _ in seen[1:-1]] == [0] * 4 + [1] * 4 + [2] * 4
+    assert rec.labels("step") == [0, 3, 6, 9, 12, 12] and rec.frames().shape == (6, 2, 2)
+    torch.testing.assert_close(rec.frames()[0], x0[:2])
+    torch.testing.assert_close(rec.frames()[-1], out.x[:2])
+    kept = rec.langevin_result(out)
+    assert kept.frame_levels == [0, 0, 1, 2, 2, 2] and kept.nfe == 13 and kept.x is out.x
+    plain = langevin_dynamics(gauss.score, x0, sched, torch.Generator().manual_seed(1))
+    assert torch.equal(plain.x, out.x) and plain.frames is None  # recording changes nothing
 
 
 def test_divergence_is_stopped_with_a_hint():

@@ -10,9 +10,9 @@ import torch
 
 from engine import metrics
 from engine.samplers.schedules import ScheduleError
-from engine.samplers.langevin import (SampleResult, SamplerDiverged, annealed_schedule, init_particles,
-                       langevin_dynamics, mixture_langevin_chains, plain_schedule,
-                       small_tensor_threads)
+from engine.samplers.langevin import (FrameRecorder, SampleResult, SamplerDiverged,
+                                      annealed_schedule, init_particles, langevin_dynamics,
+                                      mixture_langevin_chains, plain_schedule, small_tensor_threads)
 from engine.targets import GaussianMixture
 
 LANGEVIN_SAMPLERS = ("langevin", "annealed")
@@ -86,13 +86,16 @@ class MixResult:
 
 
 def schedule_for(config: MixConfig, learned: bool = False):
-    kw = dict(denoise=config.denoise, record_every=config.record_every,
-              record_particles=config.record_particles)
     if config.sampler == "langevin":
         # The exact score of the clean density is σ = 0; a noise-conditional net is asked at σ_L.
-        return plain_schedule(config.step_size, config.steps, sigma=config.sigma_min if learned else 0.0, **kw)
+        return plain_schedule(config.step_size, config.steps,
+                              sigma=config.sigma_min if learned else 0.0, denoise=config.denoise)
     return annealed_schedule(config.step_size, config.steps, config.sigma_max, config.sigma_min,
-                             config.levels, **kw)
+                             config.levels, denoise=config.denoise)
+
+
+def recorder_for(config: MixConfig) -> FrameRecorder:
+    return FrameRecorder(config.record_every, config.record_particles)
 
 
 def initial_particles(config: MixConfig) -> torch.Tensor:
@@ -115,17 +118,18 @@ def _run_mix(config: MixConfig, score_fn) -> MixResult:
     if score_fn is None:
         score_fn = mixture.score
     x0 = initial_particles(config)
-    # A separate stream for the Langevin noise, so both samplers start from identical particles.
+    recorder = recorder_for(config)
     start = time.perf_counter()
     with torch.no_grad():
-        result = langevin_dynamics(score_fn, x0, schedule_for(config, learned), noise_generator(config))
+        result = langevin_dynamics(score_fn, x0, schedule_for(config, learned),
+                                   noise_generator(config), callback=recorder)
     seconds = time.perf_counter() - start
-    return summarise(config, x0, result, seconds)
+    return summarise(config, x0, recorder.langevin_result(result), seconds)
 
 
 def noise_generator(config) -> torch.Generator:
-    """The sampler's noise stream: separate from the initial particles' (seed), so that samplers
-    compared on one config start from identical particles."""
+    """The sampler's noise stream: separate from the initial particles' (seed), so that both
+    samplers of one config start from identical particles."""
     return torch.Generator().manual_seed(config.seed + 1_000_003)
 
 
@@ -175,14 +179,15 @@ def run_mixes(configs) -> list:
         try:
             with small_tensor_threads(batch[0].particles * batch[0].mixture.dim):
                 x0 = initial_particles(batch[0])
+                recorders = [recorder_for(c) for c in batch]
                 start = time.perf_counter()
                 with torch.inference_mode():  # no autograd bookkeeping per op (~10 % here)
                     outs = mixture_langevin_chains(batch[0].mixture, [x0] * len(batch),
                                                    [schedule_for(c) for c in batch],
-                                                   [noise_generator(c) for c in batch])
+                                                   [noise_generator(c) for c in batch], recorders)
                 seconds = time.perf_counter() - start
-                for i, c, out in zip(members, batch, outs):
-                    results[i] = summarise(c, x0, out, seconds)
+                for i, c, out, rec in zip(members, batch, outs, recorders):
+                    results[i] = summarise(c, x0, rec.langevin_result(out), seconds)
         except SamplerDiverged:
             # One chain blew up: run each on its own, so every config gets its own answer.
             for i in members:

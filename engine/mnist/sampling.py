@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from engine.models.score import score_fn_of
-from engine.samplers.langevin import LangevinSchedule, langevin_dynamics
+from engine.samplers.langevin import FrameRecorder, LangevinSchedule, langevin_dynamics
 from engine.samplers.schedules import annealed_step_sizes, ncsnv2_step_size
 
 
@@ -80,7 +80,7 @@ def build_schedule(meta: dict, cfg: SampleConfig) -> tuple[LangevinSchedule, dic
         budget_levels = int(sch.get("budget_levels", len(sigmas)))
         used = (sigma_last,)
         steps = T * budget_levels
-    schedule = LangevinSchedule(used, annealed_step_sizes(eps, used), steps, denoise=cfg.denoise, record_every=steps,
+    schedule = LangevinSchedule(used, annealed_step_sizes(eps, used), steps, denoise=cfg.denoise,
                                 blowup_radius=1e4)
     info = {"mode": mode, "steps_per_level": steps, "levels": len(used), "step_size": eps,
             "sigma_max": used[0], "sigma_min": sigma_last, "denoise": cfg.denoise,
@@ -97,18 +97,18 @@ def sample_images(model: torch.nn.Module, meta: dict, cfg: SampleConfig, device=
     g = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
     x0 = torch.rand(cfg.n, 1, 28, 28, generator=g)
     model = model.to(device).eval()
-    base = score_fn_of(model, meta)
-    L = len(schedule.sigmas)
-    done = {"levels": 0, "calls": 0}
+    L, T = len(schedule.sigmas), schedule.steps_per_level
+    recorder = FrameRecorder(every=T)  # the start, the end of each level, the denoised images
 
-    def score(x, sigma):
-        done["calls"] += 1
-        if progress is not None and done["calls"] % schedule.steps_per_level == 0:
-            progress(min(done["calls"] // schedule.steps_per_level, L), L)
-        return base(x, sigma)
+    def callback(info):
+        recorder(info)
+        if progress is not None and info["step"] and info["step"] % T == 0 and not info.get("final"):
+            progress(info["step"] // T, L)
 
     t0, c0 = time.perf_counter(), time.process_time()
-    result = langevin_dynamics(score, x0.to(device), schedule, rng=g if str(device) == "cpu" else None)
+    result = langevin_dynamics(score_fn_of(model, meta), x0.to(device), schedule,
+                               rng=g if str(device) == "cpu" else None, callback=callback)
+    result = recorder.langevin_result(result)
     seconds = time.perf_counter() - t0
     cpu_seconds = time.process_time() - c0
     raw = result.x.detach().cpu().numpy()[:, 0]

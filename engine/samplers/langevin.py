@@ -1,6 +1,8 @@
-"""Langevin samplers with one signature: (score_fn, x_init, schedule, rng) → SampleResult.
+"""Langevin samplers with one signature: (score_fn, x_init, schedule, rng, callback) → SampleResult.
 
-score_fn(x, sigma) returns s(x) ≈ ∇_x log p_σ(x) for a batch x and a float σ.
+score_fn(x, sigma) returns s(x) ≈ ∇_x log p_σ(x) for a batch x and a float σ. Schedules (σ_i, α_i,
+T) are built by the small functions below; trajectories are recorded by a callback (k-diffusion
+style), e.g. a FrameRecorder, which the reverse-SDE samplers use too.
 
 Update (seeds' / paper form):  x ← x + (α/2)·s(x, σ_i) + √α·z,  z ~ N(0, I).
 Plain Langevin is one level (σ = 0 for an exact score); annealed Langevin runs the levels
@@ -39,8 +41,6 @@ class LangevinSchedule:
     step_sizes: tuple[float, ...]   # α_i, one per level (paper form)
     steps_per_level: int
     denoise: bool = False           # final Tweedie step at σ_L
-    record_every: int = 0           # keep a trajectory frame every k steps (0: none)
-    record_particles: int = 0       # how many particles to keep in frames (0: all)
     blowup_radius: float = 1e4      # |x| beyond this counts as diverged
 
     @property
@@ -84,11 +84,44 @@ def small_tensor_threads(numel: int):
 
 @dataclass
 class SampleResult:
+    """A run's particles and NFE; frames only when a FrameRecorder filled them (langevin_result)."""
+
     x: torch.Tensor                          # final particles (N, d)
     frames: torch.Tensor | None = None       # (F, M, d) recorded particle positions, F ≥ 1
     frame_steps: list[int] = field(default_factory=list)   # global step of each frame
     frame_levels: list[int] = field(default_factory=list)  # level index of each frame
     nfe: int = 0                             # score evaluations
+
+
+class FrameRecorder:
+    """A sampler callback (k-diffusion style) that keeps a trajectory: the state every `every`
+    steps and at the final one, the first `keep` particles (0: all).
+
+    Samplers call callback(info) with info = {"x", "step", …} at step 0, after every step and,
+    with "final": True, for the state they return; the other keys ("level", "sigma" for Langevin,
+    "t" for the reverse-SDE samplers) are kept per frame and read back with `labels(key)`.
+    """
+
+    def __init__(self, every: int, keep: int = 0):
+        self.every, self.keep = every, keep
+        self.states: list[torch.Tensor] = []
+        self.info: list[dict] = []
+
+    def __call__(self, info: dict) -> None:
+        if self.every and (info["step"] % self.every == 0 or info.get("final")):
+            self.states.append(info["x"][: self.keep or None].detach().clone())
+            self.info.append(info)
+
+    def frames(self) -> torch.Tensor | None:
+        return torch.stack(self.states) if self.states else None
+
+    def labels(self, key: str) -> list:
+        return [i[key] for i in self.info]
+
+    def langevin_result(self, result: SampleResult) -> SampleResult:
+        """A Langevin result with these frames, their steps and levels."""
+        return SampleResult(x=result.x, frames=self.frames(), frame_steps=self.labels("step"),
+                            frame_levels=self.labels("level"), nfe=result.nfe)
 
 
 def langevin_step(x: torch.Tensor, score: torch.Tensor, alpha, z: torch.Tensor) -> torch.Tensor:
@@ -98,54 +131,48 @@ def langevin_step(x: torch.Tensor, score: torch.Tensor, alpha, z: torch.Tensor) 
 
 
 def langevin_dynamics(score_fn: ScoreFn, x_init: torch.Tensor, schedule: LangevinSchedule,
-                      rng: torch.Generator | None = None) -> SampleResult:
-    """Run (annealed) Langevin dynamics; raises SamplerDiverged on NaN/inf or blow-up."""
+                      rng: torch.Generator | None = None, callback=None) -> SampleResult:
+    """Run (annealed) Langevin dynamics; raises SamplerDiverged on NaN/inf or blow-up.
+    callback(info), if given, sees {"x", "step", "level", "sigma"} at step 0 and after every step,
+    and the denoised state with "final": True (e.g. a FrameRecorder)."""
     x = x_init.clone()
     n, d = x.shape[0], x.shape[1:]
-    keep = schedule.record_particles or n
-    frames, frame_steps, frame_levels = [], [], []
-    if schedule.record_every:
-        frames.append(x[:keep].clone())
-        frame_steps.append(0)
-        frame_levels.append(0)
+    notify = callback or (lambda info: None)
+    notify({"x": x, "step": 0, "level": 0, "sigma": schedule.sigmas[0]})
     step = 0
-    nfe = 0
-    check_every = 10
     for level, (sigma, alpha) in enumerate(zip(schedule.sigmas, schedule.step_sizes)):
         # One randn call per level is much faster than one per step for small particle sets.
         z = torch.randn((schedule.steps_per_level, n, *d), generator=rng,
                         dtype=x.dtype, device=x.device)
         for t in range(schedule.steps_per_level):
             x = langevin_step(x, score_fn(x, sigma), alpha, z[t])
-            nfe += 1
             step += 1
-            if step % check_every == 0 or t == schedule.steps_per_level - 1:
+            if step % 10 == 0 or t == schedule.steps_per_level - 1:
                 _check(x, step, level, sigma, alpha, schedule)
-            if schedule.record_every and step % schedule.record_every == 0:
-                frames.append(x[:keep].clone())
-                frame_steps.append(step)
-                frame_levels.append(level)
+            notify({"x": x, "step": step, "level": level, "sigma": sigma})
     if schedule.denoise:
-        sigma_last = schedule.sigmas[-1]
-        x = x + sigma_last**2 * score_fn(x, sigma_last)  # Tweedie: E[x0 | x] = x + σ² ∇log p_σ(x)
-        nfe += 1
-        _check(x, step, len(schedule.sigmas) - 1, sigma_last, 0.0, schedule)
-        if schedule.record_every:
-            frames.append(x[:keep].clone())
-            frame_steps.append(step)
-            frame_levels.append(len(schedule.sigmas) - 1)
-    stacked = torch.stack(frames) if frames else None
-    return SampleResult(x=x, frames=stacked, frame_steps=frame_steps, frame_levels=frame_levels,
-                        nfe=nfe)
+        x = _denoise(score_fn, x, step, schedule)
+        notify({"x": x, "step": step, "level": len(schedule.sigmas) - 1,
+                "sigma": schedule.sigmas[-1], "final": True})
+    return SampleResult(x=x, nfe=step + schedule.denoise)
+
+
+def _denoise(score_fn, x: torch.Tensor, step: int, schedule: LangevinSchedule) -> torch.Tensor:
+    """Tweedie: E[x0 | x] = x + σ_L² ∇log p_σL(x)."""
+    sigma_last = schedule.sigmas[-1]
+    x = x + sigma_last**2 * score_fn(x, sigma_last)
+    _check(x, step, len(schedule.sigmas) - 1, sigma_last, 0.0, schedule)
+    return x
 
 
 def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
                             schedules: list[LangevinSchedule],
-                            rngs: list[torch.Generator]) -> list[SampleResult]:
+                            rngs: list[torch.Generator], callbacks=None) -> list[SampleResult]:
     """Several Langevin chains on the exact score of one Gaussian mixture, run as one batch.
 
-    Chain b is exactly `langevin_dynamics(mixture.score, x_inits[b], schedules[b], rngs[b])`
-    — the same noise draws and the same float operations, so the same particles — but all chains
+    Chain b is exactly `langevin_dynamics(mixture.score, x_inits[b], schedules[b], rngs[b],
+    callbacks[b])` — the same noise draws and the same float operations (the update is
+    `langevin_step` with the noise scaled once per level), so the same particles — but all chains
     advance together in one (B, d, N) tensor, so each step costs one set of small-tensor ops
     instead of B. The schedules must have the same total number of steps (levels may differ:
     plain Langevin's one level of L·T steps next to annealed Langevin's L levels of T).
@@ -166,15 +193,9 @@ def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
     const = torch.empty((count, k, 1), dtype=dtype, device=device)
     half = [0.0] * count
     noises: list = [None] * count
-    keeps = [s.record_particles or n for s in schedules]
-    frames = [[] for _ in range(count)]
-    frame_steps = [[] for _ in range(count)]
-    frame_levels = [[] for _ in range(count)]
+    notify = [c or (lambda info: None) for c in (callbacks or [None] * count)]
     for b, s in enumerate(schedules):
-        if s.record_every:
-            frames[b].append(x_inits[b][:keeps[b]].clone())
-            frame_steps[b].append(0)
-            frame_levels[b].append(0)
+        notify[b]({"x": x_inits[b], "step": 0, "level": 0, "sigma": s.sigmas[0]})
     uniform_half = None
     seg_start = seg_end = 0
     seg_noise = None
@@ -213,26 +234,15 @@ def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
             level = step // s.steps_per_level
             if done % 10 == 0 or done % s.steps_per_level == 0:
                 _check(xs[b], done, level, s.sigmas[level], s.step_sizes[level], s)
-            if s.record_every and done % s.record_every == 0:
-                frames[b].append(xs[b, :, :keeps[b]].T.clone())
-                frame_steps[b].append(done)
-                frame_levels[b].append(level)
+            notify[b]({"x": xs[b].T, "step": done, "level": level, "sigma": s.sigmas[level]})
     results = []
     for b, s in enumerate(schedules):
         x = xs[b].T.contiguous()
-        nfe = total
         if s.denoise:
-            sigma_last = s.sigmas[-1]
-            x = x + sigma_last**2 * mixture.score(x, sigma_last)
-            nfe += 1
-            _check(x, total, len(s.sigmas) - 1, sigma_last, 0.0, s)
-            if s.record_every:
-                frames[b].append(x[:keeps[b]].clone())
-                frame_steps[b].append(total)
-                frame_levels[b].append(len(s.sigmas) - 1)
-        results.append(SampleResult(x=x, frames=torch.stack(frames[b]) if frames[b] else None,
-                                    frame_steps=frame_steps[b], frame_levels=frame_levels[b],
-                                    nfe=nfe))
+            x = _denoise(mixture.score, x, total, s)
+            notify[b]({"x": x, "step": total, "level": len(s.sigmas) - 1, "sigma": s.sigmas[-1],
+                       "final": True})
+        results.append(SampleResult(x=x, nfe=total + s.denoise))
     return results
 
 

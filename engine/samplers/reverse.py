@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from engine.samplers.langevin import SamplerDiverged, langevin_step
+from engine.samplers.langevin import FrameRecorder, SamplerDiverged, langevin_step
 from engine.samplers.schedules import code_to_paper_step
 from engine.sde.sdes import SDE
 
@@ -74,23 +74,6 @@ class SDESampleResult:
     frames: torch.Tensor | None = None                        # (F, M, ...) positions over time
     frame_times: list[float] = field(default_factory=list)    # t of each frame (1 → eps)
     nfe: int = 0                                              # score evaluations
-
-
-class _Recorder:
-    def __init__(self, config: SDESamplerConfig, n: int):
-        self.every = config.record_every
-        self.keep = config.record_particles or n
-        self.frames: list[torch.Tensor] = []
-        self.times: list[float] = []
-
-    def add(self, x: torch.Tensor, t: float, step: int, force: bool = False) -> None:
-        if self.every and (force or step % self.every == 0):
-            self.frames.append(x[: self.keep].detach().clone())
-            self.times.append(float(t))
-
-    def result(self, x, nfe) -> SDESampleResult:
-        frames = torch.stack(self.frames) if self.frames else None
-        return SDESampleResult(x=x, frames=frames, frame_times=self.times, nfe=nfe)
 
 
 def _check(x: torch.Tensor, t: float, what: str, hint: str, radius: float) -> None:
@@ -155,8 +138,8 @@ def _predictor_corrector(score_fn, x_init, sde, config, rng, corrector_steps: in
     times = _time_grid(sde, n)
     dt = float(sde.T - sde.eps) / n
     x = x_init.clone()
-    rec = _Recorder(config, x.shape[0])
-    rec.add(x, float(times[0]), 0, force=True)
+    rec = FrameRecorder(config.record_every, config.record_particles)
+    rec({"x": x, "step": 0, "t": float(times[0])})
     nfe = 0
     what = what or ("predictor–corrector sampler" if corrector_steps else "reverse-SDE sampler")
     hint = ("try a smaller snr or more steps" if corrector_steps
@@ -176,8 +159,8 @@ def _predictor_corrector(score_fn, x_init, sde, config, rng, corrector_steps: in
             x = condition(x, float(times[i + 1]), last)
         if i % 10 == 9 or last:
             _check(x, float(times[i + 1]), what, hint, config.blowup_radius)
-        rec.add(x, float(times[i + 1]), i + 1, force=last)
-    return rec.result(x, nfe)
+        rec({"x": x, "step": i + 1, "t": float(times[i + 1]), "final": last})
+    return SDESampleResult(x=x, frames=rec.frames(), frame_times=rec.labels("t"), nfe=nfe)
 
 
 def probability_flow_ode(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE,
