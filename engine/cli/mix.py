@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
-from engine.lab.mixing import MixConfig, run_mix
+from engine.lab.mixing import LANGEVIN_SAMPLERS, MixConfig, run_mix
 from engine.lab.sde_mixing import SDEMixConfig, run_sde_mix
 from engine.models.score import load_score
 from engine.samplers.langevin import SamplerDiverged
+from engine.samplers.reverse import SDE_SAMPLERS
 from engine.targets import parse_numbers, parse_points
 
 
@@ -18,7 +19,7 @@ def add_arguments(p) -> None:
                         "else the seeds' 5,5;-5,-5)")
     p.add_argument("--weights", default=None, help="mixture weights, e.g. 0.8,0.2 (default as --means)")
     p.add_argument("--stds", default=None, help="one isotropic std per component, e.g. 1,1")
-    p.add_argument("--sampler", default="annealed", choices=["langevin", "annealed", "sde", "pc", "ode"],
+    p.add_argument("--sampler", default="annealed", choices=[*LANGEVIN_SAMPLERS, *SDE_SAMPLERS],
                    help="langevin/annealed, or reverse-SDE Euler–Maruyama (sde), predictor–corrector "
                         "(pc), probability-flow ODE (ode)")
     p.add_argument("--particles", type=int, default=1000)
@@ -39,9 +40,6 @@ def add_arguments(p) -> None:
     p.add_argument("--beta-max", type=float, default=20.0, help="VP / sub-VP β_max")
     p.add_argument("--snr", type=float, default=0.16, help="PC corrector signal-to-noise ratio r")
     p.add_argument("--corrector-steps", type=int, default=1, help="PC corrector steps per time step")
-
-
-SDE_SAMPLERS = ("sde", "pc", "ode")
 
 
 def _target(args) -> dict:
