@@ -4,7 +4,9 @@ RUN_DIR/
   config.json     what was asked: {"name", "argv", "config", "created"}
   status.json     written atomically by the worker: {"state", "step", "total", "message", ...}
   launch.json     written by the job manager: {"pid", "launched"}
-  metrics.jsonl   append-only records, one JSON object a line ({"step", "loss", ...})
+  metrics.jsonl   append-only records, one JSON object a line (METRIC_FIELDS; evaluations add
+                  {"step", **figures}); read_metrics gives the first version's names today's names
+  state.safetensors + state.json   weights, EMA and optimizer state for --resume
   log.txt         the worker's stdout/stderr
   model.safetensors + model.json   the latest checkpoint (atomic)
   cancel          present when a stop was asked for
@@ -26,6 +28,16 @@ from engine.store.checkpoints import atomic_write_json
 
 FINAL_STATES = ("finished", "failed", "cancelled", "interrupted")
 
+METRIC_FIELDS = {
+    "step": "optimizer steps so far (resumed runs included)",
+    "loss": "mean training loss over the steps since the previous record",
+    "seconds": "wall seconds since the run started (resumed runs included)",
+    "sec_per_step": "seconds per training step (forward, backward, update) in this process",
+    "loss_per_level": "multi-level objectives: mean loss per noise level over those steps (None: not drawn)",
+}
+# Names the first version wrote (2D runs: time; MNIST: per_sigma; SDE: the smoothed loss_avg).
+V1_NAMES = {"time": "seconds", "per_sigma": "loss_per_level", "loss_avg": "loss"}
+
 
 def read_json(path: Path, default=None):
     try:
@@ -34,20 +46,45 @@ def read_json(path: Path, default=None):
         return default
 
 
+def upgrade_record(record: dict) -> dict:
+    """A metric record in today's names (V1_NAMES)."""
+    out = dict(record)
+    for old, new in V1_NAMES.items():
+        if old in out:
+            out[new] = out.pop(old)
+    return out
+
+
 def read_metrics(run_dir) -> list[dict]:
-    """All complete records of metrics.jsonl (a half-written last line is skipped)."""
+    """All complete records of metrics.jsonl in today's names (a half-written last line, or a
+    line that is not a JSON object, is skipped)."""
     path = Path(run_dir) / "metrics.jsonl"
     records = []
     try:
         with open(path) as f:
             for line in f:
                 try:
-                    records.append(json.loads(line))
+                    record = json.loads(line)
                 except json.JSONDecodeError:
-                    pass
-    except OSError:
+                    continue
+                if isinstance(record, dict):
+                    records.append(upgrade_record(record))
+    except (OSError, UnicodeDecodeError):
         pass
     return records
+
+
+def drop_metrics_after(run_dir, step: int) -> None:
+    """Rewrite metrics.jsonl without the records of steps > step, atomically: a run resumed from
+    its checkpoint at `step` must not repeat the steps it loses."""
+    records = read_metrics(run_dir)
+    keep = [r for r in records if isinstance(r.get("step"), (int, float)) and r["step"] <= step]
+    if len(keep) == len(records):
+        return
+    path = Path(run_dir) / "metrics.jsonl"
+    tmp = path.with_name("metrics.jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    os.replace(tmp, path)
 
 
 class RunWriter:

@@ -12,7 +12,7 @@ The loop does the rest, the same way for every task:
   "finished"), a cancel (RunWriter.stop_requested — the run folder's cancel file or SIGTERM — or
   Ctrl-C: "cancelled"), or a non-finite loss ("failed", checked before the update, so the saved
   weights are the last finite ones); the final status says why in one sentence;
-* metric records, one set of names for every task (METRIC_FIELDS), and status updates;
+* metric records, one set of names for every task (engine.store.runs.METRIC_FIELDS), and status updates;
 * atomic checkpoints RUN_DIR/model (the EMA weights: what sampling uses) and RUN_DIR/state
   (weights, EMA, Adam state, step and clocks) every `checkpoint_every` steps and whenever it stops;
 * resume from RUN_DIR/state (`resume_point`): step, clocks, weights, EMA and optimizer continue,
@@ -22,9 +22,7 @@ The loop does the rest, the same way for every task:
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,28 +34,8 @@ from torch import nn
 from engine.losses import per_level_means
 from engine.models.ema import Ema
 from engine.store.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, save_model
+from engine.store.runs import drop_metrics_after
 from engine.training.distributed import Dist
-
-METRIC_FIELDS = {
-    "step": "optimizer steps so far (resumed runs included)",
-    "loss": "mean training loss over the steps since the previous record",
-    "seconds": "wall seconds since the run started (resumed runs included)",
-    "sec_per_step": "seconds per training step (forward, backward, update) in this process",
-    "loss_per_level": "multi-level objectives: mean loss per noise level over those steps (None: not drawn)",
-}
-# Records are {"step", "loss", "seconds", "sec_per_step"[, "loss_per_level"]}; evaluations add
-# {"step", **evaluate(...)}. The first version's names, mapped by `upgrade_record`:
-V1_NAMES = {"time": "seconds", "per_sigma": "loss_per_level", "loss_avg": "loss"}
-
-
-def upgrade_record(record: dict) -> dict:
-    """A metric record in today's names (V1_NAMES: the SDE runs' smoothed `loss_avg` becomes `loss`)."""
-    out = dict(record)
-    for old, new in V1_NAMES.items():
-        if old in out:
-            out[new] = out.pop(old)
-    return out
-
 
 @dataclass(frozen=True)
 class LoopConfig:
@@ -180,19 +158,6 @@ def _restore_state(point: ResumePoint, model, ema: Ema | None, opt) -> None:
     opt.load_state_dict(sd)
 
 
-def _drop_records_after(run_dir: Path, step: int) -> None:
-    """Rewrite metrics.jsonl without the records of steps > step (atomic)."""
-    from engine.store.runs import read_metrics
-
-    records = read_metrics(run_dir)
-    keep = [r for r in records if int(r.get("step", 0)) <= step]
-    if len(keep) == len(records):
-        return
-    tmp = run_dir / "metrics.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-    os.replace(tmp, run_dir / "metrics.jsonl")
-
-
 # -- the loop ------------------------------------------------------------------------------------
 
 CARRY_ON, BUDGET, CANCELLED, FAILED = 0, 1, 2, 3      # stop codes; ranks agree on the largest
@@ -261,7 +226,7 @@ class _Loop:
         self.p.step = start.step
         self.before = (float(start.meta.get("wall_seconds", 0.0)), float(start.meta.get("cpu_seconds", 0.0)))
         if self.dist.main and self.run_dir is not None:
-            _drop_records_after(self.run_dir, start.step)
+            drop_metrics_after(self.run_dir, start.step)
         if self.log:
             self.log(f"resumed at step {start.step}")
 
