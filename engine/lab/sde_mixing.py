@@ -14,7 +14,7 @@ import torch
 
 from engine.lab.mixing import MixResult, noise_generator, summarise
 from engine.sde.sdes import SDE, exact_score_fn, make_sde
-from engine.samplers.reverse import SDE_SAMPLERS, SDESamplerConfig, sample
+from engine.samplers.reverse import SDESamplerConfig, sample
 from engine.targets import GaussianMixture
 
 
@@ -56,11 +56,9 @@ class SDEMixConfig:
                                 record_particles=self.record_particles)
 
     def validate(self) -> None:
-        if self.sampler not in SDE_SAMPLERS:
-            raise ValueError(f"Unknown SDE sampler {self.sampler!r}; choose sde, pc or ode.")
+        self.sampler_config().validate()   # the sampler, steps, snr, tolerances
         if self.particles < 1:
             raise ValueError("Use at least one particle.")
-        self.sampler_config().validate()
         self.make_sde()
         self.mixture  # noqa: B018 — validates means/weights/stds
 
