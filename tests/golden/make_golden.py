@@ -3,6 +3,12 @@
 same particles and images. Re-run only when a change of outputs is intended and documented:
 
     python tests/golden/make_golden.py
+
+Changes recorded so far:
+- tutorial_pc_samples (re-recorded in the reshape): `python -m engine bench mnist` samples the
+  tutorial model with the one shared predictor–corrector sampler (engine/samplers/reverse.py,
+  score_sde's: N + 1 time points with Δt = (1 − eps)/N, corrector noise norm ‖z‖ averaged over the
+  batch) instead of its own copy (the notebook's: N points including eps, noise norm √D).
 """
 
 from __future__ import annotations
