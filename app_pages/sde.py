@@ -194,7 +194,7 @@ with tab_rev:
         st.markdown(weights_table([w, 1 - w], {names[k]: r["summary"] for k, r in res.items()},
                                   labels=[f"mode at ({a:g}, {a:g})", f"mode at ({-a:g}, {-a:g})"],
                                   corner="sampler",
-                                  extra={"nfe": ("NFE", "{}"), "seconds": ("seconds", "{:.2f}")}))
+                                  extra={"nfe": ("NFE", "{:d}"), "seconds": ("seconds", "{:.2f}")}))
         st.caption(f"Paths in the panels are drawn from t = {t_cut:.2f} down (before that the noise "
                    "is wider than the window). Stochastic paths jitter and can cross between modes late; ODE paths are smooth "
                    "and each prior point has exactly one destination (the ODE is a bijection — that "
@@ -302,7 +302,7 @@ with tab_mnist:
         except (ValueError, OSError) as err:
             st.error(str(err))
             st.stop()
-        st.caption(f"SDE: {msde.describe()} · trained {mmeta.get('steps', mmeta.get('step', '?'))} steps.")
+        st.caption(f"SDE: {render_sde.describe_sde(msde.describe())} · trained {mmeta.get('steps', mmeta.get('step', '?'))} steps.")
         st.subheader("Bits per dimension")
         measured = sde_mnist_measurements(path)
         now_steps = mmeta.get("steps", mmeta.get("step"))

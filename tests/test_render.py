@@ -112,8 +112,8 @@ def test_weights_table_rows_bold_error_and_extra_columns():
     results = {"run": {"mode_weights": [0.75, 0.25], "weight_error": 0.05, "sliced_wasserstein": 0.123,
                        "nfe": 40}}
     table = render.weights_table([0.8, 0.2], results, labels=["w1", "w2"], corner="sampler",
-                                 extra={"nfe": ("NFE", "{}")})
+                                 extra={"nfe": ("NFE", "{:d}")})
     assert table.splitlines() == ["| sampler | w1 | w2 | weight error (TV) | sliced W₂ | NFE |",
-                                  "|---|---|---|---|---|---|",
+                                  "|---|---:|---:|---:|---:|---:|",
                                   "| target | 0.800 | 0.200 | 0 | 0 | – |",
                                   "| run | 0.750 | 0.250 | **0.050** | 0.12 | 40 |"]

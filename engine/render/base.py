@@ -157,7 +157,8 @@ def path_lines(traj) -> np.ndarray:
 
 def markdown_table(rows: list[dict], columns: dict) -> str:
     """rows → a Markdown table; columns: {key: (header, format)}; missing values show as –, and a
-    value its format does not take (a string such as "0" in a number column) as itself."""
+    value its format does not take (a string such as "0" in a number column) as itself. Columns
+    with a number format (anything but "{}") are right-aligned."""
     def cell(row, key, fmt):
         v = row.get(key)
         if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -167,6 +168,6 @@ def markdown_table(rows: list[dict], columns: dict) -> str:
         except (ValueError, TypeError):
             return str(v)
     head = "| " + " | ".join(h for h, _ in columns.values()) + " |"
-    rule = "|" + "---|" * len(columns)
+    rule = "|" + "".join("---|" if f == "{}" else "---:|" for _, f in columns.values())
     body = ["| " + " | ".join(cell(r, k, f) for k, (_, f) in columns.items()) + " |" for r in rows]
     return "\n".join([head, rule, *body])

@@ -60,7 +60,7 @@ def projected_figure(ts, us, logp_tu, paths: list[dict], *, title: str, height: 
         f, m = u.shape
         xs = np.concatenate([np.repeat(t[None, :], m, 0), np.full((m, 1), np.nan, np.float32)], 1)
         ys = np.concatenate([u.T, np.full((m, 1), np.nan, np.float32)], 1)
-        data.append(dict(type="scattergl", x=xs.ravel(), y=ys.ravel(), mode="lines", name=p["name"],
+        data.append(dict(type="scatter", x=xs.ravel(), y=ys.ravel(), mode="lines", name=p["name"],
                          line=dict(color=p["color"], width=1), opacity=0.7, hoverinfo="skip"))
     xaxis = dict(title=dict(text="t"), range=[float(ts[-1]), float(ts[0])] if reverse else
                  [float(ts[0]), float(ts[-1])])
@@ -116,10 +116,22 @@ def quality_figure(rows: list[dict], metric: str, *, title: str, y_title: str,
                          text=[p[2] for p in pts], line=dict(color=SAMPLER_COLORS[sampler]),
                          hovertemplate="NFE %{x:.0f}: %{y:.4f} (budget %{text})<extra></extra>"))
     return figure(data, dict(title=dict(text=title), height=height,
-                              xaxis=dict(type="log", title=dict(text="score evaluations (NFE)")),
+                              xaxis=dict(type="log", title=dict(text="score evaluations (NFE)"),
+                                         tickvals=[m * 10**k for k in range(5) for m in (1, 2, 5)]),
                               yaxis=dict(title=dict(text=y_title), rangemode="tozero"),
-                              legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
-                              margin=dict(l=10, r=10, t=80, b=10)))
+                              # Below the axis: in a narrow column the entries wrap onto the title.
+                              legend=dict(orientation="h", y=-0.25, yanchor="top", x=0),
+                              margin=dict(l=10, r=10, t=40, b=10)))
+
+
+SDE_PARAMETERS = {"sigma": "σ", "sigma_min": "σ_min", "sigma_max": "σ_max", "beta_min": "β_min",
+                  "beta_max": "β_max"}
+
+
+def describe_sde(description: dict) -> str:
+    """An SDE's describe() dict as text: {"sde": "ve", "sigma_min": 0.01, …} → "ve (σ_min = 0.01, …)"."""
+    params = ", ".join(f"{SDE_PARAMETERS.get(k, k)} = {v:g}" for k, v in description.items() if k != "sde")
+    return f"{description.get('sde', '?')} ({params})" if params else str(description.get("sde", "?"))
 
 
 def density_maps_figure(xs, ys, maps: list[dict], *, height: int = 380) -> Spec:
