@@ -1,5 +1,5 @@
 """Reference outputs of the shipped checkpoints and the exact-score samplers, recorded once
-(before the engine reshape) so tests/test_golden.py can prove that the same seed still gives the
+(before the engine reshape) so tests/engine/test_golden.py can prove that the same seed still gives the
 same particles and images. Re-run only when a change of outputs is intended and documented:
 
     python tests/golden/make_golden.py

@@ -208,7 +208,7 @@ def test_invalid_loop_settings_are_one_sentence():
 def test_first_version_metric_names_are_read_in_todays_names():
     import json
 
-    from tests.test_old_runs import FIXTURES
+    from tests.engine.test_old_runs import FIXTURES
 
     for run in sorted(FIXTURES.iterdir()):
         for r in read_metrics(run):

@@ -8,7 +8,7 @@ import pytest
 
 from tests.golden.cases import CASES
 
-GOLDEN = np.load(Path(__file__).parent / "golden" / "golden.npz")
+GOLDEN = np.load(Path(__file__).resolve().parents[1] / "golden" / "golden.npz")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

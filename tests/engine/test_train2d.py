@@ -16,7 +16,7 @@ from engine.store.runs import read_metrics, read_run
 from engine.targets import seeds_mixture
 from engine.training.toy2d import Train2DConfig, evaluate, time_objectives, train
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

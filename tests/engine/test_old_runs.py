@@ -13,7 +13,7 @@ import pytest
 from engine.store.checkpoints import load_model
 from engine.store.runs import read_metrics, read_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "runs_v1"
 RUNS = sorted(p.name for p in FIXTURES.iterdir())
 
