@@ -17,6 +17,8 @@ from engine.store.jobs import JobManager
 from engine.render import train as render_train
 from engine.render.images import class_counts_figure, grid_png, npy_bytes, zip_of_pngs
 from engine.samplers.langevin import SamplerDiverged
+from engine.training.flags import config_argv
+from engine.training.images import ImageTrainConfig
 
 from ui.jobs import job_manager
 
@@ -264,23 +266,25 @@ with st.form("mnist_train"):
     minutes = t8.number_input("Stop after minutes (0 = no limit)", 0.0, 600.0, 0.0)
     submitted = st.form_submit_button("Start training")
 if submitted:
-    argv = ["train", "mnist", "--objective", objective, "--steps", str(int(steps)),
-            "--sigma-min", str(sigma_min), "--dsm-sigma", str(dsm_sigma), "--batch", str(batch),
-            "--device", str(st.session_state.get("device", "auto"))]
-    if sigma_max > 0:
-        argv += ["--sigma-max", str(sigma_max)]
-    if gamma_in > 0:
-        argv += ["--gamma", str(gamma_in)]
-    if minutes > 0:
-        argv += ["--max-minutes", str(minutes)]
+    train_cfg = ImageTrainConfig(objective=objective, steps=int(steps), batch=int(batch),
+                                 sigma_min=float(sigma_min), dsm_sigma=float(dsm_sigma),
+                                 sigma_max=float(sigma_max) or None, gamma=float(gamma_in) or None,
+                                 max_minutes=float(minutes) or None)
     if sigma_max and sigma_max <= sigma_min:
         st.error("σ₁ must be larger than σ_L.")
     elif gamma_in and gamma_in <= 1:
         st.error("The ratio γ must be larger than 1.")
     else:
-        run_dir = get_jobs().submit(argv, name=f"mnist-{objective}",
-                                    config={"objective": objective, "steps": int(steps)})
-        st.success(f"Started {run_dir.name}.")
+        try:
+            train_cfg.validate()
+        except ValueError as err:
+            st.error(str(err))
+        else:
+            argv = ["train", "mnist", *config_argv(train_cfg),
+                    "--device", str(st.session_state.get("device", "auto"))]
+            run_dir = get_jobs().submit(argv, name=f"mnist-{objective}",
+                                        config={"objective": objective, "steps": int(steps)})
+            st.success(f"Started {run_dir.name}.")
 
 
 @st.fragment(run_every=3)

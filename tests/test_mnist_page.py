@@ -105,3 +105,40 @@ def test_a_training_run_shows_its_loss_its_loss_per_sigma_and_its_preview(app, t
     assert "preview (EMA)" in captions
     assert any(np.asarray(Image.open(io.BytesIO(data))).shape == (2 * 30 + 2, 2 * 30 + 2)
                for data, mime, _ in stored if mime.startswith("image/"))
+
+
+def test_the_training_form_submits_the_flags_of_one_config_or_one_sentence(app, monkeypatch):
+    import argparse
+    from pathlib import Path
+
+    from engine.cli.train import add_arguments
+    from engine.store.jobs import JobManager
+    from engine.training.flags import config_from_args
+    from engine.training.images import ImageTrainConfig
+
+    at, _ = app
+    submitted = []
+    monkeypatch.setattr(JobManager, "submit", lambda self, argv, name, config=None:
+                        submitted.append(argv) or Path("/nonexistent") / name)
+
+    def number(label):
+        return next(w for w in at.number_input if w.label.startswith(label))
+
+    start = next(b for b in at.button if b.label == "Start training")
+    next(w for w in at.selectbox if w.label == "Objective").set_value("dsm")
+    next(w for w in at.number_input if w.label == "Steps").set_value(300)
+    number("σ₁").set_value(0.005)                          # below σ_L = 0.01
+    start.click().run()
+    assert not at.exception and submitted == []
+    assert [e.value for e in at.error] == ["σ₁ must be larger than σ_L."]
+
+    number("σ₁").set_value(12.0)
+    number("Stop after minutes").set_value(2.0)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception and not at.error
+    (argv,) = submitted
+    assert argv[:2] == ["train", "mnist"]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    config = config_from_args(ImageTrainConfig, parser.parse_args([*argv[1:], "--out", "x"]))
+    assert config == ImageTrainConfig(objective="dsm", steps=300, sigma_max=12.0, max_minutes=2.0)
