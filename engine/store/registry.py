@@ -102,7 +102,7 @@ def sde_mnist_models() -> dict[str, str]:
 
 
 def sde_mnist_measurements(path) -> dict:
-    """What `python -m engine.mnist.sde_tasks` measured on a shipped MNIST model ({"bpd",
+    """What `python -m engine sde-mnist` measured on a shipped MNIST model ({"bpd",
     "inpaint", "cost"}, each with the command that measured it); {} when nothing was."""
     found = read_json(SDE_MNIST_METRICS, {})
     entry = found.get(Path(path).name, {}) if isinstance(found, dict) else {}
@@ -136,10 +136,8 @@ def runs_started_with(runs: list[RunInfo], *argv: str) -> list[RunInfo]:
 
 def loss_records(run_dir) -> list[dict]:
     """The records of a run's metrics.jsonl that carry a loss, in order, in today's field names
-    (engine.training.loop.METRIC_FIELDS; first-version runs are renamed by upgrade_record)."""
-    from engine.training.loop import upgrade_record
-
-    return [r for r in map(upgrade_record, read_metrics(run_dir)) if "loss" in r]
+    (engine.store.runs.METRIC_FIELDS; read_metrics renames the first version's)."""
+    return [r for r in read_metrics(run_dir) if "loss" in r]
 
 
 def preview_png(run_dir) -> bytes | None:
