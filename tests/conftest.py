@@ -2,7 +2,7 @@
 
 - Streamlit caches are cleared around every test, so AppTests do not see each other's results.
 - Browser fixtures (a live `streamlit run app.py` server and headless Chromium) live in
-  tests/browser.py and are registered here: use `streamlit_server`, `chromium`, `browser_page`.
+  tests/browser/server.py and are registered here: use `streamlit_server`, `chromium`, `browser_page`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `import engine`, `import ui`, `from tests.browser import …`
+if str(ROOT) not in sys.path:  # `import engine`, `import ui`, `from tests.browser.server import …`
     sys.path.insert(0, str(ROOT))
 
-from tests.browser import browser_page, chromium, streamlit_server  # noqa: E402,F401
+from tests.browser.server import browser_page, chromium, streamlit_server  # noqa: E402,F401
 
 
 @pytest.fixture(autouse=True)

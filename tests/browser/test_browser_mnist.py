@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from engine.store.registry import shipped
-from tests.browser import wait_idle
+from tests.browser.server import wait_idle
 
 pytestmark = pytest.mark.skipif(not shipped("ncsn_unet"),
                                 reason="the shipped MNIST checkpoints are missing")

@@ -1,7 +1,7 @@
 """Real browser: the SDEs page draws the reverse SDE vs ODE panels, and switching VE → VP redraws
 them without an exception."""
 
-from tests.browser import wait_idle
+from tests.browser.server import wait_idle
 
 # Final particles of the right-hand (ODE) panel, decoded by Plotly (x2 axes).
 READ_ODE = """() => {

@@ -1,7 +1,7 @@
 """A real Streamlit server and a headless Chromium for browser tests (shared by test files).
 
 Usage in a test module:
-    from tests.browser import streamlit_server, browser_page  # noqa: F401  (pytest fixtures)
+    from tests.browser.server import streamlit_server, browser_page  # noqa: F401  (pytest fixtures)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"

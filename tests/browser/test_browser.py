@@ -3,7 +3,7 @@ Langevin page, move a slider with the keyboard, and see the figures change."""
 
 from __future__ import annotations
 
-from tests.browser import start_server, stop_server, wait_idle
+from tests.browser.server import start_server, stop_server, wait_idle
 
 # The Plotly figures as the browser holds them: each chart's div carries its `data`.
 READ_BARS = """() => {
