@@ -19,6 +19,7 @@ COMMANDS = {
     "sde-mnist": ("engine.cli.sde_mnist", "MNIST through the SDE view: bpd | inpaint | cost, as JSON"),
     "ship": ("engine.cli.ship", "copy trained MNIST runs into checkpoints/ and update the manifest"),
     "train-sde": ("engine.cli.train_sde", "train a time-conditional score model s(x, t) (2d | mnist)"),
+    "vae": ("engine.cli.vae", "score-based VAE on MNIST: train | eval | check-entropy"),
 }
 
 

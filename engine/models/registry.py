@@ -10,7 +10,8 @@ from torch import nn
 BUILDERS: dict = {}
 
 # Modules that register builders on import (loaded lazily: a missing one is simply skipped).
-_MODULES = ("engine.models.mlp", "engine.models.unet", "engine.models.classifier", "engine.models.time_mlp")
+_MODULES = ("engine.models.mlp", "engine.models.unet", "engine.models.classifier", "engine.models.time_mlp",
+            "engine.vae.models")
 
 
 def register(kind: str):
