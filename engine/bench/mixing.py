@@ -1,5 +1,6 @@
-"""python -m engine bench mixing: the exact-score mixture sampler's throughput in particle-steps/s
-against a plain NumPy loop of the same chain in the same run, and the script time of a Langevin
+"""python -m engine bench mixing: the exact-score mixture sampler's throughput in particle-steps/s,
+the fused numba kernel against the torch path and a plain NumPy loop of the same chain in the same
+run (one chain, and the page's plain + annealed pair), and the script time of a Langevin
 page rerun after a slider change at the defaults (AppTest in ui/page_bench.py, run as a subprocess:
 the engine imports no Streamlit; first run excluded). Measurements, not tests: ratios hold on a
 noisy machine, absolute times do not.
@@ -53,8 +54,9 @@ def _throughput(particles: int, steps: int, repeats: int) -> dict:
     import numpy as np
     import torch
 
+    from engine.samplers import mixture_kernel
     from engine.samplers.langevin import (init_particles, langevin_dynamics, mixture_langevin_chains,
-                           plain_schedule, small_tensor_threads)
+                                          plain_schedule, small_tensor_threads)
     from engine.targets import seeds_mixture
 
     mixture = seeds_mixture()
@@ -63,49 +65,60 @@ def _throughput(particles: int, steps: int, repeats: int) -> dict:
     means = np.array(mixture.means, dtype=np.float64)
     variances = np.array(mixture.stds, dtype=np.float64) ** 2
     weights = np.array(mixture.weights, dtype=np.float64)
+    from engine.lab.mixing import MixConfig, schedule_for
+    # The page's way: plain and annealed (L·T = steps) advance together.
+    pair = [schedule_for(MixConfig(sampler="langevin", steps=steps)),
+            schedule_for(MixConfig(sampler="annealed", steps=max(1, steps // 10)))]
+    has_pair = pair[0].total_steps == pair[1].total_steps
 
-    torch_s, numpy_s = [], []
-    torch_x = numpy_x = None
-    with small_tensor_threads(particles * 2), torch.no_grad():
+    def seeds(r):
+        return [torch.Generator().manual_seed(1 + r) for _ in pair]
+
+    runs = {  # name → (function of the repeat index, particle-steps per call)
+        "torch": (lambda r: langevin_dynamics(mixture.score, x0, schedule,
+                                              torch.Generator().manual_seed(1 + r)).x, 1),
+        "numpy": (lambda r: torch.from_numpy(_numpy_chain(x0.numpy(), means, variances, weights,
+                                                          0.1, steps, seed=1 + r)), 1),
+    }
+    if mixture_kernel.available:
+        runs["fused"] = (lambda r: mixture_langevin_chains(mixture, [x0], [schedule], seeds(r)[:1],
+                                                           fused=True)[0].x, 1)
+    if has_pair:
+        runs["torch_pair"] = (lambda r: mixture_langevin_chains(mixture, [x0, x0], pair, seeds(r),
+                                                                fused=False), 2)
+        if mixture_kernel.available:
+            runs["fused_pair"] = (lambda r: mixture_langevin_chains(mixture, [x0, x0], pair, seeds(r),
+                                                                    fused=True), 2)
+    times: dict = {name: [] for name in runs}
+    last: dict = {}
+    with small_tensor_threads(particles * 2), torch.inference_mode():
         threads = torch.get_num_threads()
-        langevin_dynamics(mixture.score, x0, plain_schedule(0.1, 10), torch.Generator().manual_seed(1))
-        for r in range(repeats):  # interleaved, so both see the same machine load
-            start = time.process_time()
-            torch_x = langevin_dynamics(mixture.score, x0, schedule,
-                                        torch.Generator().manual_seed(1 + r)).x
-            torch_s.append(time.process_time() - start)
-            start = time.process_time()
-            numpy_x = _numpy_chain(x0.numpy(), means, variances, weights, 0.1, steps, seed=1 + r)
-            numpy_s.append(time.process_time() - start)
-        # The page's way: plain and annealed (L·T = steps) advance together as one batch.
-        from engine.lab.mixing import MixConfig, schedule_for
-        pair = [schedule_for(MixConfig(sampler="langevin", steps=steps)),
-                schedule_for(MixConfig(sampler="annealed", steps=max(1, steps // 10)))]
-        batched_s = []
-        if pair[0].total_steps == pair[1].total_steps:
-            for r in range(repeats):
+        for name, (fn, _) in runs.items():  # warm-up (compiles or loads the numba cache)
+            fn(0)
+        for r in range(repeats):  # interleaved, so all see the same machine load
+            for name, (fn, _) in runs.items():
                 start = time.process_time()
-                mixture_langevin_chains(mixture, [x0, x0], pair,
-                                        [torch.Generator().manual_seed(1 + r) for _ in pair])
-                batched_s.append(time.process_time() - start)
+                last[name] = fn(r)
+                times[name].append(time.process_time() - start)
     from engine.metrics import mode_weights
 
-    t_med, n_med = statistics.median(torch_s), statistics.median(numpy_s)
-    b_med = statistics.median(batched_s) if batched_s else float("nan")
     work = particles * steps
-    return {
-        "particles": particles, "steps": steps, "repeats": repeats, "torch_threads": threads,
-        "engine_particle_steps_per_s": work / t_med,
-        "numpy_particle_steps_per_s": work / n_med,
-        "engine_over_numpy": n_med / t_med,
-        "engine_batched_pair_particle_steps_per_s": 2 * work / b_med,
-        "engine_seconds": t_med, "numpy_seconds": n_med,
-        "engine_us_per_step": 1e6 * t_med / steps, "numpy_us_per_step": 1e6 * n_med / steps,
-        # The same chain (different noise draws): both should leave the weights near ½, ½.
-        "engine_mode_weights": [round(float(v), 3) for v in mode_weights(torch_x, mixture)],
-        "numpy_mode_weights": [round(float(v), 3) for v in
-                               mode_weights(torch.from_numpy(numpy_x), mixture)],
-    }
+    out = {"particles": particles, "steps": steps, "repeats": repeats, "torch_threads": threads,
+           "fused_available": mixture_kernel.available}
+    for name, (_, chains) in runs.items():
+        median = statistics.median(times[name])
+        out[f"{name}_particle_steps_per_s"] = chains * work / median
+        out[f"{name}_us_per_step"] = 1e6 * median / steps
+        if chains == 1:  # the same chain (different noise draws): weights near ½, ½
+            out[f"{name}_mode_weights"] = [round(float(v), 3) for v in mode_weights(last[name], mixture)]
+    rate = {name: out[f"{name}_particle_steps_per_s"] for name in runs}
+    out["torch_over_numpy"] = rate["torch"] / rate["numpy"]
+    if "fused" in rate:
+        out["fused_over_numpy"] = rate["fused"] / rate["numpy"]
+        out["fused_over_torch"] = rate["fused"] / rate["torch"]
+    if "fused_pair" in rate:
+        out["fused_pair_over_torch_pair"] = rate["fused_pair"] / rate["torch_pair"]
+    return out
 
 
 # -- page rerun time ---------------------------------------------------------------------------
@@ -163,13 +176,22 @@ def run(args) -> int:
     print(f"machine load (1 min): {load:.2f}")
     print(f"exact-score plain Langevin, {t['particles']} particles × {t['steps']} steps, CPU time, "
           f"median of {t['repeats']} (torch threads: {t['torch_threads']}):")
-    print(f"  engine (torch)  {t['engine_particle_steps_per_s']:>12,.0f} particle-steps/s  "
-          f"({t['engine_us_per_step']:.0f} µs/step)  weights {t['engine_mode_weights']}")
-    print(f"  plain NumPy     {t['numpy_particle_steps_per_s']:>12,.0f} particle-steps/s  "
-          f"({t['numpy_us_per_step']:.0f} µs/step)  weights {t['numpy_mode_weights']}")
-    print(f"  engine / NumPy  {t['engine_over_numpy']:.2f}x")
-    print(f"  engine, plain + annealed batched as on the page  "
-          f"{t['engine_batched_pair_particle_steps_per_s']:>12,.0f} particle-steps/s")
+    for name, what in (("fused", "fused kernel (numba)"), ("torch", "torch path"), ("numpy", "plain NumPy")):
+        if f"{name}_particle_steps_per_s" in t:
+            print(f"  {what:<22}{t[name + '_particle_steps_per_s']:>14,.0f} particle-steps/s  "
+                  f"({t[name + '_us_per_step']:.0f} µs/step)  weights {t[name + '_mode_weights']}")
+    if "fused_over_torch" in t:
+        print(f"  fused / torch  {t['fused_over_torch']:.2f}x    fused / NumPy  {t['fused_over_numpy']:.2f}x"
+              f"    (torch / NumPy {t['torch_over_numpy']:.2f}x)")
+    else:
+        print(f"  numba is not installed: torch / NumPy {t['torch_over_numpy']:.2f}x")
+    if "torch_pair_particle_steps_per_s" in t:
+        print("plain + annealed pair as on the page (both chains' particle-steps):")
+        for name, what in (("fused_pair", "fused kernel"), ("torch_pair", "torch, batched")):
+            if f"{name}_particle_steps_per_s" in t:
+                print(f"  {what:<22}{t[name + '_particle_steps_per_s']:>14,.0f} particle-steps/s")
+        if "fused_pair_over_torch_pair" in t:
+            print(f"  fused / torch  {t['fused_pair_over_torch_pair']:.2f}x")
     if "page" in result:
         p = result["page"]
         print("Langevin page rerun at the defaults (AppTest, first run excluded; wall time is an "

@@ -113,16 +113,17 @@ def run_mix(config: MixConfig, score_fn=None) -> MixResult:
 
 
 def _run_mix(config: MixConfig, score_fn) -> MixResult:
-    mixture = config.mixture
     learned = score_fn is not None
-    if score_fn is None:
-        score_fn = mixture.score
     x0 = initial_particles(config)
     recorder = recorder_for(config)
     start = time.perf_counter()
     with torch.no_grad():
-        result = langevin_dynamics(score_fn, x0, schedule_for(config, learned),
-                                   noise_generator(config), callback=recorder)
+        if learned:
+            result = langevin_dynamics(score_fn, x0, schedule_for(config, learned),
+                                       noise_generator(config), callback=recorder)
+        else:  # the exact score: the fused kernel (same noise stream, see mixture_langevin_chains)
+            result, = mixture_langevin_chains(config.mixture, [x0], [schedule_for(config)],
+                                              [noise_generator(config)], [recorder])
     seconds = time.perf_counter() - start
     return summarise(config, x0, recorder.langevin_result(result), seconds)
 

@@ -19,8 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 
+from engine.samplers import mixture_kernel
 from engine.samplers.schedules import annealed_step_sizes, geometric_sigmas
 
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
@@ -167,15 +169,24 @@ def _denoise(score_fn, x: torch.Tensor, step: int, schedule: LangevinSchedule) -
 
 def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
                             schedules: list[LangevinSchedule],
-                            rngs: list[torch.Generator], callbacks=None) -> list[SampleResult]:
-    """Several Langevin chains on the exact score of one Gaussian mixture, run as one batch.
+                            rngs: list[torch.Generator], callbacks=None,
+                            fused: bool | None = None) -> list[SampleResult]:
+    """Langevin chains on the exact score of one Gaussian mixture (one chain or several).
 
-    Chain b is exactly `langevin_dynamics(mixture.score, x_inits[b], schedules[b], rngs[b],
-    callbacks[b])` — the same noise draws and the same float operations (the update is
-    `langevin_step` with the noise scaled once per level), so the same particles — but all chains
-    advance together in one (B, d, N) tensor, so each step costs one set of small-tensor ops
-    instead of B. The schedules must have the same total number of steps (levels may differ:
-    plain Langevin's one level of L·T steps next to annealed Langevin's L levels of T).
+    Chain b is `langevin_dynamics(mixture.score, x_inits[b], schedules[b], rngs[b], callbacks[b])`:
+    the same noise draws (one torch.randn of (T, N, d) per level from rngs[b]), so the same
+    particles up to float32 rounding. Two implementations of that maths:
+
+    - fused (default when numba is installed, for float32 2D particles): each chain runs
+      `mixture_kernel.langevin_steps`, the whole step (score, softmax, update) as one compiled loop;
+      a callback with an `every` attribute (a FrameRecorder) is called at step 0, at multiples of
+      `every` and for the final state only, any other callback after every step;
+    - torch (`fused=False`, or numba missing): all chains advance together in one (B, d, N)
+      tensor, bit for bit the particles of langevin_dynamics, so each step costs one set of
+      small-tensor ops instead of B.
+
+    The schedules must have the same total number of steps (levels may differ: plain Langevin's
+    one level of L·T steps next to annealed Langevin's L levels of T).
     Raises SamplerDiverged for the first chain that diverges.
     """
     count = len(schedules)
@@ -183,6 +194,55 @@ def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
     if any(s.total_steps != total for s in schedules) or len(x_inits) != count or len(rngs) != count:
         raise ValueError("Batched chains need one init, schedule and generator each, and the "
                          "same total number of steps.")
+    callbacks = callbacks or [None] * count
+    if fused is None:
+        fused = (mixture_kernel.available and mixture.dim == 2
+                 and all(x.dtype == torch.float32 and x.device.type == "cpu" for x in x_inits))
+    if fused:
+        return [_fused_chain(mixture, x, s, g, c) for x, s, g, c in zip(x_inits, schedules, rngs, callbacks)]
+    return _torch_chains(mixture, x_inits, schedules, rngs, callbacks)
+
+
+def _fused_chain(mixture, x_init: torch.Tensor, schedule: LangevinSchedule, rng, callback) -> SampleResult:
+    """One chain through the compiled kernel, stopping where the torch path checks for divergence
+    (every 10 steps and at each level's end) and where the callback records."""
+    n, d = x_init.shape
+    xt = np.ascontiguousarray(x_init.detach().numpy().T)                   # (2, N) float32
+    notify = callback or (lambda info: None)
+    every = getattr(callback, "every", 1) if callback is not None else 0
+    notify({"x": x_init, "step": 0, "level": 0, "sigma": schedule.sigmas[0]})
+    steps = schedule.steps_per_level
+    for level, (sigma, alpha) in enumerate(zip(schedule.sigmas, schedule.step_sizes)):
+        noise = torch.randn((steps, n, d), generator=rng, dtype=torch.float32).numpy()
+        mean_col, neg_inv_var, const = mixture.score_constants(x_init, float(sigma))
+        constants = (mean_col[..., 0].numpy(), neg_inv_var[..., 0].numpy(), const[:, 0].numpy())
+        t = 0
+        while t < steps:
+            done = level * steps + t                               # global steps before this segment
+            stop = min(steps, t + 10 - done % 10)
+            if every:
+                stop = min(stop, t + every - done % every)
+            mixture_kernel.langevin_steps(xt, noise, t, stop, *constants, float(alpha))
+            t = stop
+            done = level * steps + t
+            if done % 10 == 0 or t == steps:
+                if mixture_kernel.out_of_bounds(xt, schedule.blowup_radius):
+                    _check(torch.from_numpy(xt), done, level, sigma, alpha, schedule)
+            if every and (done % every == 0 or every == 1):
+                notify({"x": torch.from_numpy(xt.T.copy()), "step": done, "level": level, "sigma": sigma})
+    x = torch.from_numpy(xt.T.copy())
+    total = schedule.total_steps
+    if schedule.denoise:
+        x = _denoise(mixture.score, x, total, schedule)
+        notify({"x": x, "step": total, "level": len(schedule.sigmas) - 1,
+                "sigma": schedule.sigmas[-1], "final": True})
+    return SampleResult(x=x, nfe=total + schedule.denoise)
+
+
+def _torch_chains(mixture, x_inits, schedules, rngs, callbacks) -> list[SampleResult]:
+    """mixture_langevin_chains in torch: all chains in one (B, d, N) tensor."""
+    count = len(schedules)
+    total = schedules[0].total_steps
     n, d = x_inits[0].shape
     dtype, device = x_inits[0].dtype, x_inits[0].device
     means, _, _ = mixture.tensors(device, dtype)
@@ -193,7 +253,7 @@ def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
     const = torch.empty((count, k, 1), dtype=dtype, device=device)
     half = [0.0] * count
     noises: list = [None] * count
-    notify = [c or (lambda info: None) for c in (callbacks or [None] * count)]
+    notify = [c or (lambda info: None) for c in callbacks]
     for b, s in enumerate(schedules):
         notify[b]({"x": x_inits[b], "step": 0, "level": 0, "sigma": s.sigmas[0]})
     uniform_half = None

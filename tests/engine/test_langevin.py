@@ -5,10 +5,13 @@ import math
 import pytest
 import torch
 
-from engine.lab.mixing import MixConfig, run_mix, seeds_defaults
+from engine.lab.mixing import (MixConfig, initial_particles, noise_generator, recorder_for, run_mix,
+                               schedule_for, seeds_defaults)
+from engine.samplers import mixture_kernel
 from engine.samplers.langevin import (FrameRecorder, SamplerDiverged, annealed_schedule,
-                                      init_particles, langevin_dynamics, plain_schedule)
-from engine.targets import GaussianMixture
+                                      init_particles, langevin_dynamics, mixture_langevin_chains,
+                                      plain_schedule)
+from engine.targets import GaussianMixture, seeds_mixture
 
 
 def test_langevin_on_a_gaussian_reproduces_mean_and_covariance():
@@ -131,3 +134,62 @@ def test_impossible_configs_get_one_sentence():
         run_mix(MixConfig(weights=(1.0,)))
     with pytest.raises(ValueError, match="step size"):
         run_mix(MixConfig(step_size=0.0))
+
+
+# -- the fused exact-score kernel (engine.samplers.mixture_kernel) against the torch path ------
+
+needs_numba = pytest.mark.skipif(not mixture_kernel.available, reason="numba not installed")
+
+
+@needs_numba
+def test_fused_exp_matches_exp_on_the_softmax_range():
+    import numpy as np
+    xs = np.linspace(-40, 0, 4001).astype(np.float32)
+    approx = np.array([mixture_kernel._exp_neg(v) for v in xs], dtype=np.float64)
+    assert np.max(np.abs(approx / np.exp(xs.astype(np.float64)) - 1)) < 3e-6
+
+
+@needs_numba
+@pytest.mark.parametrize("config", [
+    MixConfig(particles=300, seed=3, record_every=20, record_particles=40),
+    MixConfig(sampler="langevin", particles=700, steps=300, seed=2),
+    MixConfig(means=((0.0, 0.0), (4.0, 4.0), (-3.0, 5.0)), weights=(0.3, 0.5, 0.2),
+              stds=(1.0, 0.5, 2.0), particles=1000, steps=30, denoise=True, record_every=15),
+])
+def test_fused_chain_gives_the_torch_particles_frames_and_nfe(config):
+    """Same noise stream (torch.randn per level), same maths: the particles agree to float32
+    rounding, the frames and their steps/levels are those of the torch path."""
+    runs = {}
+    for fused in (True, False):
+        rec = recorder_for(config)
+        out, = mixture_langevin_chains(config.mixture, [initial_particles(config)],
+                                       [schedule_for(config)], [noise_generator(config)], [rec],
+                                       fused=fused)
+        runs[fused] = rec.langevin_result(out)
+    a, b = runs[True], runs[False]
+    torch.testing.assert_close(a.x, b.x, atol=2e-4, rtol=1e-4)
+    assert a.nfe == b.nfe and a.frame_steps == b.frame_steps and a.frame_levels == b.frame_levels
+    if b.frames is not None:
+        torch.testing.assert_close(a.frames, b.frames, atol=2e-4, rtol=1e-4)
+
+
+@needs_numba
+def test_fused_chain_reaches_the_stationary_law_of_a_gaussian():
+    """x' = x + (α/2)s + √α z for N(μ, diag(v)) has the stationary law N(μ, v/(1 − α/(4v)))."""
+    mean, var, alpha = torch.tensor([1.0, -2.0]), torch.tensor([2.0, 0.5]), 0.05
+    gauss = GaussianMixture.create([mean.tolist()], [1.0], [var.sqrt().tolist()])
+    out, = mixture_langevin_chains(gauss, [torch.zeros(20000, 2)], [plain_schedule(alpha, 600)],
+                                   [torch.Generator().manual_seed(0)], fused=True)
+    stationary = (var / (1 - alpha / (4 * var))).double()
+    torch.testing.assert_close(out.x.double().mean(0), mean.double(), atol=0.04, rtol=0)
+    torch.testing.assert_close(torch.diagonal(torch.cov(out.x.double().T)), stationary, rtol=0.04, atol=0)
+
+
+@needs_numba
+def test_fused_chain_recovers_mixture_weights_and_stops_divergence():
+    res = run_mix(MixConfig(sampler="annealed", weights=(0.3, 0.7), particles=5000, seed=4))
+    assert res.weight_error < 0.03
+    with pytest.raises(SamplerDiverged, match="smaller step size") as info:
+        mixture_langevin_chains(seeds_mixture(), [torch.zeros(100, 2)], [plain_schedule(30.0, 100)],
+                                [torch.Generator().manual_seed(0)], fused=True)
+    assert info.value.step % 10 == 0 and info.value.step <= 20  # checked where the torch path checks
