@@ -4,6 +4,7 @@
         metrics with the ELBO terms, model + state checkpoints; --resume continues)
     vae eval --checkpoint PATH [--k 1000 --digits 1000]    JSON: the importance-sampled lower bound
         on log p(x) of binarised test digits (nats) with its standard error, and the ELBO terms
+    vae ship --run DIR --name NAME --title TEXT             checkpoints/NAME with its bound (as eval)
     vae check-entropy                                       JSON: the score-based entropy gradient of
         a Gaussian encoder against the analytic one, cosine and relative error per parameter group
 """
@@ -20,7 +21,7 @@ from engine.vae.training import VAEConfig
 
 
 def add_arguments(p) -> None:
-    sub = p.add_subparsers(dest="what", metavar="{train,eval,check-entropy}", required=True,
+    sub = p.add_subparsers(dest="what", metavar="{train,eval,ship,check-entropy}", required=True,
                            parser_class=type(p))
     t = sub.add_parser("train", help="train a VAE into a run folder")
     add_config_arguments(t, VAEConfig)
@@ -33,10 +34,17 @@ def add_arguments(p) -> None:
     e.add_argument("--k", type=int, default=1000, help="importance samples per digit (≥ 100 for the README)")
     e.add_argument("--digits", type=int, default=1000, help="binarised test digits")
     e.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("ship", help="copy a trained run into checkpoints/ with its bound and history")
+    s.add_argument("--run", required=True, help="the run folder")
+    s.add_argument("--name", required=True, help="checkpoint name, e.g. vae_implicit_8")
+    s.add_argument("--title", required=True, help="what the page calls it")
+    s.add_argument("--command", default="", help="the command that trained it (recorded)")
+    s.add_argument("--k", type=int, default=1000)
+    s.add_argument("--digits", type=int, default=1000)
     c = sub.add_parser("check-entropy", help="score-based vs analytic entropy gradient, as JSON")
     c.add_argument("--steps", type=int, default=1500, help="score net training steps")
     c.add_argument("--seed", type=int, default=0)
-    for q in (t, e, c):
+    for q in (t, e, s, c):
         q.add_argument("--threads", type=int, default=int(os.environ.get("SCORELAB_THREADS", "1") or 1))
 
 
@@ -64,6 +72,11 @@ def run(args) -> int:
         print(json.dumps({"checkpoint": str(args.checkpoint), "encoder": meta.get("encoder"),
                           "latent": meta.get("latent"), "steps": meta.get("steps"),
                           **result.to_dict()}))
+        return 0
+    if args.what == "ship":
+        from engine.vae.ship import ship_vae
+
+        print(json.dumps(ship_vae(args.run, args.name, args.title, args.command, args.k, args.digits)))
         return 0
     from engine.vae.check import entropy_gradient_check
 
