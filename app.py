@@ -21,6 +21,7 @@ PAGES = [
     ("app_pages/train.py", "Train", ":material/model_training:"),
     ("app_pages/mnist.py", "MNIST", ":material/draw:"),
     ("app_pages/sde.py", "SDEs", ":material/timeline:"),
+    ("app_pages/latent.py", "Latent scores", ":material/blur_on:"),
 ]
 
 st.set_page_config(page_title="Score Lab", page_icon=":material/scatter_plot:", layout="wide")

@@ -101,6 +101,18 @@ def sde_mnist_models() -> dict[str, str]:
     return out
 
 
+def vae_models(runs_root=None) -> dict[str, str]:
+    """{label: checkpoint path} of score-based VAEs (model kind "vae_mnist"): the shipped ones, then
+    the runs' checkpoints, newest first; unfinished runs say their state."""
+    out = {c.label: c.path for c in shipped("vae_mnist")}
+    for d, meta in run_checkpoints(runs_root or default_runs_root()):
+        if _kind(meta) == "vae_mnist":
+            state = "" if meta.get("state") == "finished" else f", {meta.get('state')}"
+            out[f"run {d.name} ({meta.get('encoder')}, latent {meta.get('latent')}, step "
+                f"{meta.get('steps')}{state})"] = str(d / "model")
+    return out
+
+
 def sde_mnist_measurements(path) -> dict:
     """What `python -m engine sde-mnist` measured on a shipped MNIST model ({"bpd",
     "inpaint", "cost"}, each with the command that measured it); {} when nothing was."""
