@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from engine.device import available_devices
+from ui import url_state
 
 ROOT = Path(__file__).resolve().parent
 
@@ -29,13 +30,14 @@ st.set_page_config(page_title="Score Lab", page_icon=":material/scatter_plot:", 
 pages = [st.Page(path, title=title, icon=icon, default=(path == "app_pages/home.py"))
          for path, title, icon in PAGES if (ROOT / path).exists()]
 current = st.navigation(pages)
+st.session_state["_page_path"] = current.url_path  # for ui.url_state.link()
 
 with st.sidebar:
     st.markdown("### Score Lab")
     # Defined here (not in a page) so the values survive page switches.
-    st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed",
-                    help="Every random draw (initial particles, Langevin noise, training) uses it: "
-                         "the same seed and sliders give the same picture.")
+    url_state.number_input("Seed", 0, 2**31 - 1, 0, 1, key="seed",
+                           help="Every random draw (initial particles, Langevin noise, training) "
+                                "uses it: the same seed and sliders give the same picture.")
     devices = available_devices()
     st.selectbox("Device", devices, index=0, key="device",
                  help="Where networks train and sample. Exact-score samplers on 2D mixtures run "

@@ -22,7 +22,7 @@ SECTIONS = [
      "Move a mode's weight and see where the field changes: almost nowhere far from the minor "
      "mode, which is why plain Langevin dynamics gets the weights wrong."),
     ("app_pages/langevin.py", "Langevin vs annealed",
-     "The seeds' experiment: 1000 particles from a uniform box, sampled from 0.8·N((5,5), I) + "
+     "The seeds' experiment: 2000 particles from a uniform box, sampled from 0.8·N((5,5), I) + "
      "0.2·N((−5,−5), I) with the exact score, by plain Langevin and by annealed Langevin from the "
      "same starting points. Final particles, trajectories, an animation, and the recovered weights."),
     ("app_pages/train.py", "Train",
@@ -34,6 +34,9 @@ SECTIONS = [
     ("app_pages/sde.py", "SDEs",
      "Score models through stochastic differential equations: forward and reverse SDEs, "
      "predictor–corrector sampling and the probability-flow ODE."),
+    ("app_pages/latent.py", "Latent scores",
+     "A score-based model in the latent space of a variational autoencoder: encode, learn the "
+     "score of the latent codes, sample there and decode."),
 ]
 
 for path, title, text in SECTIONS:

@@ -13,15 +13,17 @@ from engine.lab.mixing import MixConfig
 from engine.render import base
 from engine.render import mixing as render
 
-from ui import learned_score
+from ui import learned_score, url_state
 
 
 N_FRAMES = 40          # animation frames after the initial one
-ANIM_PARTICLES = 250   # particles shown in the animation
+ANIM_PARTICLES = 200   # particles shown in the animation
 N_TRAJ = 4             # trajectories drawn on the final-particles figure
-SHOW_PARTICLES = 1000  # final particles drawn per panel (all are used for the numbers)
+SHOW_PARTICLES = 500   # final particles drawn per panel (all are used for the numbers); SVG: DOM nodes
 STEP_SIZES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
-PARTICLES = [100, 250, 500, 1000, 2000, 4000]
+# The fused exact-score kernel samples 2 × 2000 particles × 1000 steps in ~40 ms: the default
+# weights are read from 2000 particles (±1 % noise instead of ±1.3 % at 1000).
+PARTICLES = [100, 250, 500, 1000, 2000, 5000, 10000, 20000]
 COLORS = {PLAIN: base.PLAIN, ANNEALED: base.ANNEALED, "Target": base.TARGET}
 
 
@@ -33,8 +35,7 @@ def sample(configs: tuple[MixConfig, ...]) -> list[dict]:
 
 @st.cache_data(max_entries=48, show_spinner="Sampling both chains…")
 def _sample(keys: tuple) -> list[dict]:
-    """Both samplers run as one batched chain (same particles as separate runs, about half the
-    time); an error becomes its one sentence."""
+    """Both samplers with the fused exact-score kernel; an error becomes its one sentence."""
     return sample_exact(tuple(MixConfig(*k) for k in keys))
 
 
@@ -42,12 +43,14 @@ contours = st.cache_data(max_entries=16, show_spinner=False)(density_grid)
 
 
 @st.cache_data(max_entries=48, show_spinner=False)
-def figure_specs(keys: tuple, names: tuple, means: tuple, w: float, lim: float, steps: int) -> dict:
-    """The two particle figures as Plotly dicts, cached like the samples they draw."""
+def figure_specs(keys: tuple, names: tuple, means: tuple, w: float, lim: float, steps: int,
+                 animate: bool) -> dict:
+    """The particle figures as Plotly dicts, cached like the samples they draw; the animation
+    (all its frames) only when asked for."""
     found = {name: out for name, out in zip(names, _sample(keys)) if "error" not in out}
     return render.langevin_figures(found, contours(means, (w, 1.0 - w), -lim, lim), lim=lim,
                                    means=means, steps=steps, colors=COLORS, label_by=ANNEALED,
-                                   n_traj=N_TRAJ, shown=SHOW_PARTICLES)
+                                   n_traj=N_TRAJ, shown=SHOW_PARTICLES, animate=animate)
 
 
 st.title("Langevin vs annealed Langevin")
@@ -58,93 +61,99 @@ st.markdown(
     "number of score evaluations; the defaults are the seeds' experiment."
 )
 
-with st.container(border=True):
-    c1, c2, c3, c4 = st.columns(4)
-    with c1:
-        st.markdown("**Target**")
-        w = st.slider("Weight of the mode at (a, a)", 0.05, 0.95, 0.8, 0.05, key="lv_w",
-                      help="The other mode, at (−a, −a), gets 1 − w.")
-        a = st.slider("Mode position a", 1.0, 7.0, 5.0, 0.5, key="lv_a",
-                      help="Means at (a, a) and (−a, −a), unit variance.")
-    with c2:
-        st.markdown("**Langevin**")
-        eps = st.select_slider("Step size ε", STEP_SIZES, value=0.1, key="lv_eps",
-                               help="Plain: α = ε. Annealed: α_i = ε·σ_i²/σ_L².")
-        steps = st.slider("Steps per level T", 10, 300, 100, 10, key="lv_steps",
-                          help="Plain Langevin runs L·T steps.")
-    with c3:
-        st.markdown("**Annealing**")
-        sigma_max = st.slider("σ_max (σ_1)", 0.5, 40.0, 20.0, 0.5, key="lv_smax")
-        sigma_min = st.slider("σ_min (σ_L)", 0.05, 5.0, 1.0, 0.05, key="lv_smin")
-        levels = st.slider("Noise levels L", 1, 20, 10, 1, key="lv_levels")
-    with c4:
-        st.markdown("**Particles**")
-        n = st.select_slider("Particles", PARTICLES, value=1000, key="lv_n")
-        denoise = st.checkbox("Final denoising step", value=False, key="lv_denoise",
-                              help="Annealed only: x ← x + σ_L²·s(x, σ_L) (Tweedie's formula) "
-                                   "removes the σ_L noise left by annealing.")
-        seed = int(st.session_state.get("seed", 0))
-        st.caption(f"Seed {seed} (sidebar) · exact score on CPU")
 
-means = ((a, a), (-a, -a))
-every = frame_every(steps, levels, N_FRAMES)
-configs = plain_and_annealed(MixConfig(
-    means=means, weights=(w, 1.0 - w), particles=n, steps=steps, step_size=eps, sigma_max=sigma_max,
-    sigma_min=sigma_min, levels=levels, seed=seed, denoise=denoise, record_every=every,
-    record_particles=min(n, ANIM_PARTICLES)))
+@st.fragment
+def lab() -> None:
+    """Controls and everything they change: a slider reruns only this (st.fragment)."""
+    with st.container(border=True):
+        c1, c2, c3, c4 = st.columns(4)
+        with c1:
+            st.markdown("**Target**")
+            w = url_state.slider("Weight of the mode at (a, a)", 0.05, 0.95, 0.8, 0.05, key="lv_w",
+                                 help="The other mode, at (−a, −a), gets 1 − w.")
+            a = url_state.slider("Mode position a", 1.0, 7.0, 5.0, 0.5, key="lv_a",
+                                 help="Means at (a, a) and (−a, −a), unit variance.")
+        with c2:
+            st.markdown("**Langevin**")
+            eps = url_state.select_slider("Step size ε", STEP_SIZES, 0.1, key="lv_eps",
+                                          help="Plain: α = ε. Annealed: α_i = ε·σ_i²/σ_L².")
+            steps = url_state.slider("Steps per level T", 10, 300, 100, 10, key="lv_steps",
+                                     help="Plain Langevin runs L·T steps.")
+        with c3:
+            st.markdown("**Annealing**")
+            sigma_max = url_state.slider("σ_max (σ_1)", 0.5, 40.0, 20.0, 0.5, key="lv_smax")
+            sigma_min = url_state.slider("σ_min (σ_L)", 0.05, 5.0, 1.0, 0.05, key="lv_smin")
+            levels = url_state.slider("Noise levels L", 1, 20, 10, 1, key="lv_levels")
+        with c4:
+            st.markdown("**Particles**")
+            n = url_state.select_slider("Particles", PARTICLES, 2000, key="lv_n")
+            denoise = url_state.checkbox("Final denoising step", False, key="lv_denoise",
+                                         help="Annealed only: x ← x + σ_L²·s(x, σ_L) (Tweedie's "
+                                              "formula) removes the σ_L noise left by annealing.")
+            seed = int(st.session_state.get("seed", 0))
+            st.caption(f"Seed {seed} (sidebar) · exact score on CPU")
+            url_state.copy_link()
 
-# Bad combinations (σ_max ≤ σ_min, a step size that blows up) come back as one sentence each.
-results = {}
-for name, out in zip(configs, sample(tuple(configs.values()))):
-    if "error" in out:
-        st.error(f"{name}: {out['error']}")
-    else:
-        results[name] = out
-if not results:
-    st.stop()
+    means = ((a, a), (-a, -a))
+    every = frame_every(steps, levels, N_FRAMES)
+    configs = plain_and_annealed(MixConfig(
+        means=means, weights=(w, 1.0 - w), particles=n, steps=steps, step_size=eps,
+        sigma_max=sigma_max, sigma_min=sigma_min, levels=levels, seed=seed, denoise=denoise,
+        record_every=every, record_particles=min(n, ANIM_PARTICLES)))
 
-lim = max(10.0, a + 5.0)
-grid = contours(means, (w, 1.0 - w), -lim, lim)
-specs = figure_specs(tuple(astuple(c) for c in configs.values()), tuple(configs), means, w, lim,
-                     steps)
-tab_final, tab_anim = st.tabs(["Final particles and trajectories", "Animation"])
-with tab_final:
+    # Bad combinations (σ_max ≤ σ_min, a step size that blows up) come back as one sentence each.
+    results = {}
+    for name, out in zip(configs, sample(tuple(configs.values()))):
+        if "error" in out:
+            st.error(f"{name}: {out['error']}")
+        else:
+            results[name] = out
+    if not results:
+        return
+
+    lim = max(10.0, a + 5.0)
+    keys = tuple(astuple(c) for c in configs.values())
+    specs = figure_specs(keys, tuple(configs), means, w, lim, steps, False)
     st.plotly_chart(base.Spec(specs["final"]), key="lv_final", config={"displaylogo": False})
     st.caption(f"Grey: contours of the target's log-density; × marks the means. Black lines: "
                f"{N_TRAJ} particles' paths from their start (open circle), one point every {steps} "
-               "steps (the end of each annealed noise level). At the large noise levels the "
-               "annealed particles roam far beyond this window.")
-with tab_anim:
-    if specs["anim"] is not None:
-        st.plotly_chart(base.Spec(specs["anim"]), key="lv_anim", config={"displaylogo": False})
-        st.caption(f"Press ▶ Play: {min(n, ANIM_PARTICLES)} of the particles, every {every} steps. "
-                   "The animation plays in your browser; no recomputation.")
-    else:
-        st.info("The animation needs both samplers; fix the error above.")
+               "steps (the end of each annealed noise level), clipped to this window: at the large "
+               f"noise levels the annealed particles roam far beyond it. {min(n, SHOW_PARTICLES)} "
+               f"of the {n} particles per panel are drawn.")
+    if url_state.checkbox("Animate the particles", False, key="lv_anim", toggle=True,
+                          help="Builds both samplers' frames (once per setting) and plays them "
+                               "in your browser."):
+        anim = figure_specs(keys, tuple(configs), means, w, lim, steps, True)["anim"]
+        if anim is not None:
+            st.plotly_chart(base.Spec(anim), key="lv_anim_fig", config={"displaylogo": False})
+            st.caption(f"Press ▶ Play: {min(n, ANIM_PARTICLES)} of the particles, every {every} "
+                       "steps. The animation plays in your browser; no recomputation.")
+        else:
+            st.info("The animation needs both samplers; fix the error above.")
 
-left, right = st.columns([3, 2])
-with left:
     labels = [f"mode at ({a:g}, {a:g})", f"mode at ({-a:g}, {-a:g})"]
     bars = {"Target": [w, 1.0 - w]}
     bars.update({name: out["mode_weights"] for name, out in results.items()})
     st.plotly_chart(render.weights_figure(labels, bars, colors=COLORS,
                                           title="Recovered vs target weights"),
                     key="lv_weights", config={"displaylogo": False})
-with right:
     st.markdown("**Recovered weights and errors**\n\n"
                 + render.weights_table(bars["Target"], results, labels=labels, target_name="Target"))
     st.caption("Weight error: total variation ½Σ|ŵ_k − w_k| between the share of particles "
                "nearest each mode and the target. Sliced W₂: distance between the particles and "
                "exact samples of the target (it also sees the spread, not only the weights). "
                + " · ".join(f"{name}: {out['nfe']} score evaluations" for name, out in results.items())
-               + ("; both sampled together" if len(results) == 2 else "; sampled")
+               + ("; both sampled" if len(results) == 2 else "; sampled")
                + f" in {max(o['seconds'] for o in results.values()) * 1e3:.0f} ms.")
 
-# A trained score (Train page) in place of the exact one, sampled with the same settings.
-if ANNEALED in results:
-    learned_score.learned_vs_exact(configs[ANNEALED], results[ANNEALED], grid=grid, lim=lim,
-                                   means=means, name=ANNEALED, key="lv_learned")
+    # A trained score (Train page) in place of the exact one, sampled with the same settings.
+    if ANNEALED in results:
+        learned_score.learned_vs_exact(configs[ANNEALED], results[ANNEALED],
+                                       grid=contours(means, (w, 1.0 - w), -lim, lim), lim=lim,
+                                       means=means, name=ANNEALED, key="lv_learned")
 
+
+lab()
 st.subheader("What to look for, and why")
 st.markdown("Plain Langevin dynamics follows the score with a little noise:")
 st.latex(r"x_{t+1} = x_t + \frac{\varepsilon}{2}\,\nabla_x \log p(x_t) + \sqrt{\varepsilon}\,z_t,"
@@ -153,8 +162,8 @@ st.markdown(
     "Where one component dominates, $\\nabla_x \\log p(x) \\approx -(x-\\mu_k)$: **the weights do "
     "not appear**. Each particle slides into the mode whose basin it starts in and almost never "
     "crosses the empty region between the modes, so the **red** bars show the share of "
-    "starting points on each side of the diagonal (about ½, ½), not the target "
-    f"({w:.2f}, {1 - w:.2f}). Annealed Langevin starts at a noise level so large that the "
+    "starting points on each side of the diagonal (about ½, ½), not the target weights "
+    "(w, 1 − w). Annealed Langevin starts at a noise level so large that the "
     "noisy components overlap:"
 )
 st.latex(r"p_{\sigma_i}(x) = \sum_k w_k\,\mathcal N\!\big(x;\mu_k,(1+\sigma_i^2)I\big),\qquad "

@@ -16,6 +16,7 @@ TOPICS = {  # topic → (module, one-line help)
     "mixing": ("engine.bench.mixing", "exact-score Langevin throughput vs NumPy, and the page rerun time"),
     "mnist": ("engine.bench.mnist", "the NCSN vs the score-SDE tutorial model at the same training budget"),
     "sde": ("engine.bench.sde", "quality vs number of score evaluations for every SDE sampler"),
+    "browser": ("engine.bench.browser", "slider latency and bytes per move in headless Chromium vs a trivial page"),
 }
 
 

@@ -111,16 +111,18 @@ def _named_colorscale(name: str) -> tuple:
 
 
 def square_axes(lo: float, hi: float, n_panels: int = 1, gap: float = 0.06) -> dict:
-    """Layout entries for n side-by-side panels with equal aspect and a shared range."""
+    """Layout entries for n side-by-side panels with equal aspect and a shared range, axes x₁, x₂."""
     width = (1.0 - gap * (n_panels - 1)) / n_panels
     layout = {}
     for i in range(n_panels):
         suffix = axis_suffix(i)
         x0 = i * (width + gap)
         layout[f"xaxis{suffix}"] = dict(range=[lo, hi], domain=[x0, x0 + width], zeroline=False,
-                                        showgrid=False, constrain="domain")
+                                        showgrid=False, constrain="domain",
+                                        title=dict(text="x₁", standoff=4))
         layout[f"yaxis{suffix}"] = dict(range=[lo, hi], anchor=f"x{suffix}", zeroline=False,
-                                        showgrid=False, scaleanchor=f"x{suffix}", scaleratio=1)
+                                        showgrid=False, scaleanchor=f"x{suffix}", scaleratio=1,
+                                        title=dict(text="x₂", standoff=4))
     return layout
 
 

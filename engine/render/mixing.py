@@ -2,7 +2,7 @@
 trajectories, client-side animations, the weights chart and the weights/errors table.
 
 Builders take NumPy arrays and return an `engine.render.base.Spec`. Point clouds are drawn with
-`scattergl`; animations carry their frames, so they play in the browser without a rerun.
+`scatter` (SVG) up to SVG_POINTS per panel, else `scattergl`; animations carry their frames, so they play in the browser without a rerun.
 """
 
 from __future__ import annotations
@@ -46,21 +46,37 @@ def field_figure(xs, ys, z, points, vectors, *, title: str, z_title: str, colors
                  arrow_color: str = "white", height: int = 460) -> Spec:
     """Heat map z(x, y) (rows = ys) with a quiver of `vectors` at `points` on top."""
     xs, ys = f32(xs), f32(ys)
-    data = [dict(type="heatmap", x=xs, y=ys, z=f32(z), colorscale=_scale(colorscale), zmin=zmin,
+    # zsmooth: the browser interpolates, so a coarse grid (fewer bytes per slider move) looks smooth.
+    data = [dict(type="heatmap", x=xs, y=ys, z=f32(z), zsmooth="best", colorscale=_scale(colorscale), zmin=zmin,
                  zmax=zmax, colorbar=dict(title=dict(text=z_title, side="right"), thickness=12),
-                 hovertemplate="x=%{x:.2f}<br>y=%{y:.2f}<br>" + z_title + "=%{z:.3g}<extra></extra>")]
+                 hovertemplate="x₁=%{x:.2f}<br>x₂=%{y:.2f}<br>" + z_title + "=%{z:.3g}<extra></extra>")]
+    shapes = []
     if points is not None and len(points):
         # Default: the longest arrow spans about one arrow-grid cell.
         per_side = max(1, int(np.sqrt(len(points))))
         length = arrow_length or 0.9 * float(xs[-1] - xs[0]) / per_side
         ax, ay = arrow_segments(points, vectors, length)
-        data.append(dict(type="scattergl", x=ax, y=ay, mode="lines", hoverinfo="skip", name="score",
-                         line=dict(color=arrow_color, width=1.4)))
+        # One SVG path for all arrows, as a layout shape: a line trace with NaN breaks becomes one
+        # DOM path per piece (450 for 15×15 arrows), which the browser redraws ~0.3 s slower.
+        shapes.append(dict(type="path", path=svg_path(ax, ay), xref="x", yref="y",
+                           line=dict(color=arrow_color, width=1.4), layer="above"))
     if means is not None:
         data.append(means_trace(means))
-    layout = dict(title=dict(text=title), showlegend=False, height=height,
+    layout = dict(title=dict(text=title), showlegend=False, height=height, shapes=shapes,
                   **square_axes(float(xs[0]), float(xs[-1])))
     return figure(data, layout)
+
+
+def svg_path(x, y, digits: int = 2) -> str:
+    """A NaN-separated polyline as an SVG path string "M x,y L x,y … M …" (rounded to `digits`)."""
+    out, pen_down = [], False
+    for a, b in zip(np.asarray(x).tolist(), np.asarray(y).tolist()):
+        if a != a or b != b:
+            pen_down = False
+            continue
+        out.append(f"{'L' if pen_down else 'M'}{a:.{digits}f},{b:.{digits}f}")
+        pen_down = True
+    return "".join(out)
 
 
 def line_figure(x, series: dict, *, title: str, x_title: str, y_title: str,
@@ -82,8 +98,11 @@ def line_figure(x, series: dict, *, title: str, x_title: str, y_title: str,
 
 # -- particles -------------------------------------------------------------------------------
 
+SVG_POINTS = 3000  # particles per panel drawn as SVG; more as WebGL
+
 def contour_lines(xs, ys, z, levels) -> tuple[np.ndarray, np.ndarray]:
-    """Iso-lines of z (rows = ys, columns = xs) by marching squares, as one NaN-separated polyline.
+    """Iso-lines of z (rows = ys, columns = xs) by marching squares, chained into lines, as one
+    NaN-separated polyline.
 
     Plotly's own contour trace disappears once a Plotly animation plays, so density contours are
     drawn as a plain line trace instead (which also keeps the payload small).
@@ -93,6 +112,7 @@ def contour_lines(xs, ys, z, levels) -> tuple[np.ndarray, np.ndarray]:
     z = np.asarray(z, dtype=np.float64)
     out = []
     for level in np.atleast_1d(levels):
+        segments = []
         above = z > level
         with np.errstate(divide="ignore", invalid="ignore"):
             # Crossing points on horizontal edges (i, j)–(i, j+1) and vertical edges (i, j)–(i+1, j).
@@ -116,14 +136,41 @@ def contour_lines(xs, ys, z, levels) -> tuple[np.ndarray, np.ndarray]:
             order = np.argsort(~cross[cells], axis=-1, kind="stable")[:, :n_cross]
             cx = np.take_along_axis(px[cells], order, -1)
             cy = np.take_along_axis(py[cells], order, -1)
-            for a, b in ((0, 1), (2, 3))[: n_cross // 2]:
-                seg = np.stack([np.stack([cx[:, a], cy[:, a]], -1), np.stack([cx[:, b], cy[:, b]], -1),
-                                np.full((len(cx), 2), np.nan)], 1)
-                out.append(seg.reshape(-1, 2))
+            segments += [np.stack([np.stack([cx[:, a], cy[:, a]], -1), np.stack([cx[:, b], cy[:, b]], -1)], 1)
+                         for a, b in ((0, 1), (2, 3))[: n_cross // 2]]
+        if segments:
+            out += _chain(np.concatenate(segments))
     if not out:
         return np.array([], np.float32), np.array([], np.float32)
-    pts = np.concatenate(out)
+    pts = np.concatenate([np.concatenate([line, [[np.nan, np.nan]]]) for line in out])
     return f32(pts[:, 0]), f32(pts[:, 1])
+
+
+def _chain(segments: np.ndarray) -> list[np.ndarray]:
+    """Segments (S, 2, 2) whose ends meet (neighbouring cells share their edge's crossing point)
+    → polylines, each point once: a third of the points of NaN-separated segments."""
+    ends: dict = {}
+    for i, (p, q) in enumerate(segments.tolist()):
+        ends.setdefault(tuple(p), []).append(i)
+        ends.setdefault(tuple(q), []).append(i)
+    used = [False] * len(segments)
+    lines = []
+    for start in range(len(segments)):
+        if used[start]:
+            continue
+        used[start] = True
+        line = [tuple(v) for v in segments[start].tolist()]
+        for _ in range(2):  # extend from the last point, then (reversed) from the first
+            while True:
+                nxt = next((j for j in ends[line[-1]] if not used[j]), None)
+                if nxt is None:
+                    break
+                used[nxt] = True
+                p, q = (tuple(v) for v in segments[nxt].tolist())
+                line.append(q if p == line[-1] else p)
+            line.reverse()
+        lines.append(np.array(line))
+    return lines
 
 
 _CONTOUR_CACHE: dict = {}
@@ -166,11 +213,14 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
     data = []
     annotations = []
     n = len(panels)
+    # SVG up to a few thousand points: a WebGL context costs ~0.5 s to set up in a browser without
+    # a GPU (python -m engine bench browser); beyond that, WebGL draws faster.
+    kind = "scatter" if max(len(p["points"]) for p in panels) <= SVG_POINTS else "scattergl"
     for i, panel in enumerate(panels):
         sfx = axis_suffix(i)
         data.append(_contour(xs, ys, log_density, sfx))
         pts = f32(panel["points"])
-        data.append(dict(type="scattergl", x=pts[:, 0], y=pts[:, 1], mode="markers", xaxis=f"x{sfx}",
+        data.append(dict(type=kind, x=pts[:, 0], y=pts[:, 1], mode="markers", xaxis=f"x{sfx}",
                          yaxis=f"y{sfx}", name=panel["name"],
                          marker=dict(size=4, color=panel["color"], opacity=0.55),
                          hovertemplate="(%{x:.2f}, %{y:.2f})<extra></extra>"))
@@ -178,14 +228,14 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
         if traj is not None and len(traj):
             traj = f32(traj)
             lines = path_lines(traj)
-            data.append(dict(type="scattergl", x=lines[:, 0], y=lines[:, 1], mode="lines",
+            data.append(dict(type=kind, x=lines[:, 0], y=lines[:, 1], mode="lines",
                              xaxis=f"x{sfx}", yaxis=f"y{sfx}", name="trajectories", hoverinfo="skip",
                              line=dict(color="#222222", width=1), opacity=0.55))
-            data.append(dict(type="scattergl", x=traj[0, :, 0], y=traj[0, :, 1], mode="markers",
+            data.append(dict(type=kind, x=traj[0, :, 0], y=traj[0, :, 1], mode="markers",
                              xaxis=f"x{sfx}", yaxis=f"y{sfx}", name="start", hoverinfo="skip",
                              marker=dict(symbol="circle-open", size=8, color="black")))
-        if means is not None:  # scattergl, so the marks draw above the (WebGL) particles
-            data.append(means_trace(means, i, "scattergl"))
+        if means is not None:  # the particles' kind, so the marks draw above them
+            data.append(means_trace(means, i, kind))
         annotations.append(panel_title(panel["name"], i, panel["color"]))
     layout = dict(height=height, showlegend=False, annotations=annotations,
                   **square_axes(lo, hi, n))
@@ -285,10 +335,11 @@ def weights_table(target: list[float], results: dict[str, dict], *, labels: list
 
 
 def langevin_figures(results: dict[str, dict], grid: dict, *, lim: float, means, steps: int,
-                     colors: dict, label_by: str, n_traj: int = 4, shown: int = 1000) -> dict:
+                     colors: dict, label_by: str, n_traj: int = 4, shown: int = 1000,
+                     animate: bool = True) -> dict:
     """The Langevin page's two particle figures as Plotly dicts: "final" (final particles, and
     n_traj paths with one point per noise level, i.e. every `steps` steps) and "anim" (both
-    samplers' recorded frames, when there are exactly two results; else None).
+    samplers' recorded frames, when `animate` and there are exactly two results; else None).
 
     results: {name: engine.lab.comparison arrays}; grid: {"g", "logp"} (the target's density);
     label_by: the result whose noise levels label the animation's frames (the annealed one).
@@ -304,7 +355,7 @@ def langevin_figures(results: dict[str, dict], grid: dict, *, lim: float, means,
     g, logp = grid["g"], grid["logp"]
     specs = {"final": particles_figure(panels, g, g, logp, lo=-lim, hi=lim, means=means).spec,
              "anim": None}
-    if len(results) == 2:
+    if animate and len(results) == 2:
         labelled = results[label_by]
         labels = [f"step {s}" + (f" · annealed σ = {sigma:.2g}" if s else " (start)")
                   for s, sigma in zip(labelled["frame_steps"], labelled["frame_sigmas"])]

@@ -21,7 +21,7 @@ READ_BARS = """() => {
 READ_PARTICLES = """() => {
   const gd = document.querySelector('.js-plotly-plot');
   const t = gd && gd._fullData && gd._fullData.find(
-    d => d.type === 'scattergl' && d.mode === 'markers' && d.xaxis === 'x2');
+    d => d.type.startsWith('scatter') && d.mode === 'markers' && d.xaxis === 'x2' && d.name === 'Annealed Langevin');
   return t ? Array.from(t.x).slice(0, 20) : null;
 }"""
 

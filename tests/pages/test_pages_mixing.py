@@ -69,6 +69,8 @@ def test_home_links_every_present_page(app_test):
 def test_langevin_defaults_are_the_seeds_experiment_and_weight_slider_reaches_figures(app_test):
     at = open_page(app_test, "app_pages/langevin.py")
     assert not at.error
+    assert len(charts(at)) == 2  # the animation is built and sent only on request
+    at.toggle(key="lv_anim").set_value(True).run()
     final, anim, weights = charts(at)
     bars = bar_values(weights)
     np.testing.assert_allclose(bars["Target"], [0.8, 0.2])
@@ -88,6 +90,7 @@ def test_langevin_defaults_are_the_seeds_experiment_and_weight_slider_reaches_fi
 
 def test_both_samplers_start_from_the_same_particles(app_test):
     at = open_page(app_test, "app_pages/langevin.py")
+    at.toggle(key="lv_anim").set_value(True).run()
     anim = charts(at)[1]
     moving = [t for t in anim["data"] if t.get("name") in ("Plain Langevin", "Annealed Langevin")]
     first = [np.stack([decode(t["x"]), decode(t["y"])], 1) for t in moving]

@@ -1,0 +1,46 @@
+"""python -m engine bench browser: key press → page idle in headless Chromium, and the bytes a
+slider move sends over the websocket, on the Scores and Langevin pages against a trivial page (one
+slider, a 1000-point Plotly scatter) measured in the same run. The browser work runs in
+ui/browser_bench.py as a subprocess (the engine imports no Streamlit or Playwright).
+Targets (issue 9): each page ≤ 1.5× the trivial page's latency and ≤ 100 KB per move.
+A measurement, not a test: ratios hold on a noisy machine, absolute times do not.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from engine.paths import PROJECT_ROOT
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--moves", type=int, default=5, help="slider moves per case; medians are reported")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def run(args) -> int:
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "ui" / "browser_bench.py"),
+                           "--moves", str(args.moves)], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = (proc.stderr.strip() or "no output").splitlines()
+        raise ValueError(f"the browser benchmark failed: {lines[-1]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        with open("/proc/loadavg") as f:
+            result["load_average_1min"] = float(f.read().split()[0])
+    except OSError:
+        pass
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"headless Chromium, key press → page idle, median of {args.moves} moves "
+          f"(machine load {result.get('load_average_1min', float('nan')):.2f}):")
+    print(f"  {'slider':<18} {'latency':>9} {'× trivial':>10} {'KB/move':>9} {'× trivial':>10}   each move (ms)")
+    for name, r in result.items():
+        if not isinstance(r, dict):
+            continue
+        print(f"  {name:<18} {r['latency_median_ms']:>7.0f} ms {r['over_trivial']:>9.2f}x "
+              f"{r['bytes_median'] / 1e3:>9.1f} {r['bytes_over_trivial']:>9.2f}x   {r['latency_ms']}")
+    return 0

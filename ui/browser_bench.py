@@ -1,0 +1,177 @@
+"""Key press → page idle in headless Chromium, and bytes received per slider move, for the Scores
+and Langevin pages against a trivial page (ui/trivial_page.py) measured in the same run.
+
+Run by `python -m engine bench browser` (the engine imports no Streamlit or Playwright); alone:
+    python ui/browser_bench.py --moves 5      # prints one JSON object
+
+Method: two Streamlit servers (app.py and the trivial page), one browser context per page. An
+init script wraps the page's WebSocket to log each message's arrival time and size, and a
+MutationObserver logs each DOM change. For a move: focus the slider, press an arrow key (moves go
+one way, so every value is new and nothing comes from a cache), wait until the script is idle and
+nothing has arrived or changed for QUIET_MS; latency = last message or DOM change − key press (page
+clock); bytes = the sizes of the messages received in between.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+QUIET_MS = 1200
+
+PROBE = """
+(() => {
+  window.__bench = {messages: [], changes: [], press: null};
+  const Native = window.WebSocket;
+  window.WebSocket = function (...args) {
+    const ws = new Native(...args);
+    ws.addEventListener('message', ev => {
+      const d = ev.data;
+      const size = d.byteLength ?? d.size ?? (d.length || 0);
+      window.__bench.messages.push([performance.now(), size]);
+    });
+    return ws;
+  };
+  window.WebSocket.prototype = Native.prototype;
+  Object.assign(window.WebSocket, Native);
+  document.addEventListener('keydown', () => { window.__bench.press = performance.now(); }, true);
+  new MutationObserver(() => window.__bench.changes.push(performance.now()))
+    .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+})();
+"""
+
+SETTLED = """(quiet) => {
+  const b = window.__bench, now = performance.now();
+  const last = Math.max(b.press, ...b.messages.map(m => m[0]).slice(-50), ...b.changes.slice(-50));
+  return now - last >= quiet;
+}"""
+
+RESULT = """() => {
+  const b = window.__bench;
+  const msgs = b.messages.filter(m => m[0] >= b.press);
+  const changes = b.changes.filter(t => t >= b.press);
+  const last = Math.max(b.press, ...msgs.map(m => m[0]), ...changes);
+  return {latency_ms: last - b.press, bytes: msgs.reduce((s, m) => s + m[1], 0), messages: msgs.length};
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(script: str, runs: str):
+    port = _free_port()
+    env = dict(os.environ, SCORELAB_RUNS=runs)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.terminate()
+    raise RuntimeError(f"streamlit run {script} did not start")
+
+
+def _settle(page, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if page.locator(IDLE).count() and page.evaluate(SETTLED, QUIET_MS):
+            return
+        page.wait_for_timeout(50)
+    raise TimeoutError("the page did not settle")
+
+
+def _open(browser, url: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.add_init_script(PROBE)
+    page.goto(url)
+    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    page.wait_for_function("window.__bench !== undefined")
+    page.evaluate("window.__bench.press = performance.now()")
+    _settle(page)
+    return page
+
+
+def _move(page, slider_index: int, key: str) -> dict:
+    slider = page.locator("[data-testid='stSlider'] input[type='range']").nth(slider_index)
+    slider.focus()
+    page.evaluate("window.__bench.messages = []; window.__bench.changes = []")
+    slider.press(key)
+    page.wait_for_timeout(100)
+    _settle(page)
+    return page.evaluate(RESULT)
+
+
+def measure(moves: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    cases = [  # name, server, path, slider index on the page, key (moves go one way: no cache hits)
+        ("trivial page", "trivial", "", 0, "ArrowRight"),
+        ("Scores: σ", "app", "scores", 0, "ArrowRight"),
+        ("Scores: w", "app", "scores", 1, "ArrowLeft"),
+        ("Langevin: w", "app", "langevin", 0, "ArrowLeft"),
+        ("Langevin: σ_max", "app", "langevin", 4, "ArrowLeft"),
+    ]
+    with tempfile.TemporaryDirectory() as runs:
+        servers = {"app": _serve("app.py", runs), "trivial": _serve("ui/trivial_page.py", runs)}
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                            args=["--no-sandbox", "--disable-gpu"])
+                pages = {}
+                for name, server, path, _, _ in cases:
+                    key = (server, path)
+                    if key not in pages:
+                        pages[key] = _open(browser, f"{servers[server][1]}/{path}")
+                samples: dict = {name: [] for name, *_ in cases}
+                for _ in range(moves):  # interleaved rounds: every case sees the same load
+                    for name, server, path, index, key in cases:
+                        samples[name].append(_move(pages[(server, path)], index, key))
+                browser.close()
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(timeout=20)
+    out = {}
+    floor = statistics.median(s["latency_ms"] for s in samples["trivial page"])
+    floor_bytes = statistics.median(s["bytes"] for s in samples["trivial page"])
+    for name, runs_ in samples.items():
+        latency = statistics.median(s["latency_ms"] for s in runs_)
+        size = statistics.median(s["bytes"] for s in runs_)
+        out[name] = {"latency_median_ms": latency, "latency_ms": [round(s["latency_ms"]) for s in runs_],
+                     "over_trivial": latency / floor, "bytes_median": size,
+                     "bytes_over_trivial": size / max(floor_bytes, 1)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--moves", type=int, default=5)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.moves)))
+
+
+if __name__ == "__main__":
+    main()
