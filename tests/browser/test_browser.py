@@ -76,3 +76,45 @@ def test_a_page_url_opened_first_after_a_server_start_runs_inside_app_py(browser
         assert page.locator("[data-testid='stException']").count() == 0
     finally:
         stop_server(proc)
+
+
+def test_a_slider_move_goes_into_the_url_and_the_url_restores_it_in_a_fresh_session(
+        streamlit_server, chromium, tmp_path):
+    """Moving the weight slider writes lv_w to the address; that address opened in a new browser
+    context (a fresh session) shows the same target; a bad value falls back with one line."""
+    first = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    page = first.new_page()
+    page.goto(f"{streamlit_server}/langevin")
+    page.wait_for_selector(".js-plotly-plot", timeout=90_000)
+    wait_idle(page)
+    slider = page.locator("[data-testid='stSlider'] input[type='range']").first
+    slider.focus()
+    slider.press("ArrowLeft")
+    slider.press("ArrowLeft")
+    page.wait_for_function("location.search.includes('lv_w=0.7')", timeout=90_000)
+    wait_idle(page)
+    link = page.url
+    page.get_by_role("button", name="Copy link").click()
+    code = page.locator("[data-testid='stPopoverBody'] [data-testid='stCode']").first
+    code.wait_for(timeout=30_000)
+    assert link.split("/")[-1] in code.inner_text()  # the popover shows this page's address
+    first.close()
+
+    fresh = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    page = fresh.new_page()
+    page.goto(link)
+    page.wait_for_function(f"(() => {{ const b = ({READ_BARS})(); return b && b[0][1][0] < 0.8; }})()",
+                           timeout=90_000)
+    bars = dict(page.evaluate(READ_BARS))
+    assert [round(v, 6) for v in bars["Target"]] == [0.7, 0.3]
+    assert page.locator("[data-testid='stSlider']").first.inner_text().find("0.70") >= 0
+    page.screenshot(path=str(tmp_path / "restored.png"), full_page=True)
+
+    page.goto(f"{streamlit_server}/langevin?lv_w=banana&lv_n=3")
+    page.wait_for_function(f"({READ_BARS})() !== null", timeout=90_000)
+    wait_idle(page)
+    assert [round(v, 6) for v in dict(page.evaluate(READ_BARS))["Target"]] == [0.8, 0.2]
+    toasts = page.locator("[data-testid='stToast']")
+    assert toasts.count() == 2 and "lv_w" in toasts.all_inner_texts()[0] + toasts.all_inner_texts()[1]
+    assert page.locator("[data-testid='stException']").count() == 0
+    fresh.close()

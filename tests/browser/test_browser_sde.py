@@ -30,3 +30,26 @@ def test_sde_page_switches_sde_in_a_browser(streamlit_server, browser_page, tmp_
     assert page.get_by_text("snr", exact=False).count() > 0
     page.screenshot(path=str(tmp_path / "sde.png"), full_page=True)
     assert (tmp_path / "sde.png").stat().st_size > 10_000
+
+
+# Painted path lines of the Reverse tab's (t, (x₁+x₂)/√2) chart: SVG paths with a non-empty `d`.
+READ_PATH_LINES = """() => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    const title = gd.querySelector('.gtitle');
+    if (!title || !title.textContent.includes('t from 1 to 0')) continue;
+    const box = gd.getBoundingClientRect();
+    if (box.width === 0) continue;
+    return Array.from(gd.querySelectorAll('.scatterlayer path.js-line'))
+      .filter(p => (p.getAttribute('d') || '').length > 20 && p.getBBox().width > 5).length;
+  }
+  return null;
+}"""
+
+
+def test_sde_reverse_path_chart_draws_visible_lines(streamlit_server, browser_page):
+    page = browser_page
+    page.goto(f"{streamlit_server}/sde")
+    wait_idle(page, timeout_ms=180_000)
+    page.get_by_role("tab", name="Reverse: SDE vs ODE").click()
+    page.wait_for_function(f"(({READ_PATH_LINES})() || 0) > 0", timeout=120_000)
+    assert page.evaluate(READ_PATH_LINES) >= 2  # reverse SDE and ODE paths
