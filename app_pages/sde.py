@@ -22,6 +22,8 @@ from engine.sde.sdes import SDEError
 from engine.store.registry import sde2d_models, sde_mnist_measurements, sde_mnist_models
 from engine.targets import TargetError
 
+from ui import url_state
+
 
 N_TRAJ = 12
 PLOT = {"displaylogo": False}
@@ -69,46 +71,47 @@ with st.container(border=True):
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         st.markdown("**Target**")
-        w = st.slider("Weight of the mode at (a, a)", 0.05, 0.95, 0.8, 0.05, key="sde_w")
-        a = st.slider("Mode position a", 1.0, 7.0, 5.0, 0.5, key="sde_a")
+        w = url_state.slider("Weight of the mode at (a, a)", 0.05, 0.95, 0.8, 0.05, key="sde_w")
+        a = url_state.slider("Mode position a", 1.0, 7.0, 5.0, 0.5, key="sde_a")
     with c2:
         st.markdown("**Forward SDE**")
-        kind = st.radio("SDE", ["ve", "vp", "subvp"], horizontal=True, key="sde_kind",
-                        format_func={"ve": "VE", "vp": "VP", "subvp": "sub-VP"}.get,
-                        help="VE: noise is added, nothing shrinks (σ(t) = σ_min(σ_max/σ_min)^t). "
+        kind = url_state.radio("SDE", ["ve", "vp", "subvp"], "ve", horizontal=True, key="sde_kind",
+                               format_func={"ve": "VE", "vp": "VP", "subvp": "sub-VP"}.get,
+                               help="VE: noise is added, nothing shrinks (σ(t) = σ_min(σ_max/σ_min)^t). "
                              "VP: the data shrinks by m(t) while noise grows, variance stays ~1. "
                              "sub-VP: VP's drift with less noise (std = 1 − m(t)²).")
         if kind == "ve":
-            sigma_max = st.slider("σ_max", 5.0, 200.0, 100.0, 5.0, key="sde_smax",
+            sigma_max = url_state.slider("σ_max", 5.0, 200.0, 100.0, 5.0, key="sde_smax",
                                   help="Must dwarf the data: p_1 has to look like N(0, σ_max² I). "
                                        "The rule of thumb is the largest pairwise distance (here "
                                        f"about {2 * a * 2 ** 0.5:.0f}); but these modes are not "
                                        "centred (mean c = (2w−1)(a, a)), and p_1 is N(c, …), not "
                                        "N(0, …): the weights come out biased by about "
                                        "0.3·|c|/σ_max — 0.06 at σ_max = 20, 0.012 at 100. Try it.")
-            sigma_min = st.select_slider("σ_min", [0.001, 0.01, 0.05, 0.1], value=0.01, key="sde_smin")
+            sigma_min = url_state.select_slider("σ_min", [0.001, 0.01, 0.05, 0.1], 0.01, key="sde_smin")
             beta_min, beta_max = 0.1, 20.0
         else:
-            beta_min = st.select_slider("β_min", [0.01, 0.05, 0.1, 0.5, 1.0], value=0.1, key="sde_bmin")
-            beta_max = st.slider("β_max", 1.0, 40.0, 20.0, 1.0, key="sde_bmax",
+            beta_min = url_state.select_slider("β_min", [0.01, 0.05, 0.1, 0.5, 1.0], 0.1, key="sde_bmin")
+            beta_max = url_state.slider("β_max", 1.0, 40.0, 20.0, 1.0, key="sde_bmax",
                                  help="Too small and x(1) still remembers the data: the prior "
                                       "N(0, I) is then the wrong starting point.")
             sigma_min, sigma_max = 0.01, 100.0
     with c3:
         st.markdown("**Reverse samplers**")
-        stoch = st.radio("Stochastic sampler", ["sde", "pc"], horizontal=True, key="sde_stoch",
-                         format_func={"sde": "reverse SDE", "pc": "predictor–corrector"}.get)
-        steps = st.select_slider("Time steps N", [20, 50, 100, 200, 500, 1000], value=200,
+        stoch = url_state.radio("Stochastic sampler", ["sde", "pc"], "sde", horizontal=True, key="sde_stoch",
+                                format_func={"sde": "reverse SDE", "pc": "predictor–corrector"}.get)
+        steps = url_state.select_slider("Time steps N", [20, 50, 100, 200, 500, 1000], 200,
                                  key="sde_steps", help="Euler–Maruyama steps from t = 1 to ε. "
                                  "PC uses one corrector step per time step: 2N score evaluations.")
-        snr = st.select_slider("snr r (PC corrector)", [0.01, 0.05, 0.1, 0.16, 0.2, 0.3, 0.5, 1.0],
-                               value=0.16, key="sde_snr", help=SNR_HELP)
+        snr = url_state.select_slider("snr r (PC corrector)", [0.01, 0.05, 0.1, 0.16, 0.2, 0.3, 0.5, 1.0],
+                                      0.16, key="sde_snr", help=SNR_HELP)
     with c4:
         st.markdown("**Particles**")
-        n = st.select_slider("Particles", [200, 500, 1000, 2000], value=1000, key="sde_n")
+        n = url_state.select_slider("Particles", [200, 500, 1000, 2000], 1000, key="sde_n")
         seed = int(st.session_state.get("seed", 0))
         st.caption(f"Seed {seed} (sidebar) · exact score · the ODE uses scipy's RK45, "
                    "rtol = atol = 1e-5")
+        url_state.copy_link()
 
 base = SDEMixConfig(means=((a, a), (-a, -a)), weights=(w, 1 - w), sde=kind, sigma_min=sigma_min,
                     sigma_max=sigma_max, beta_min=beta_min, beta_max=beta_max, particles=n,
@@ -214,7 +217,7 @@ with tab_cost:
         budgets = st.multiselect("Budgets (NFE)", [10, 20, 50, 100, 200, 500, 1000],
                                  default=[20, 50, 100, 200, 500], key="sde_budgets")
     with c2:
-        n_seeds = st.select_slider("Seeds averaged", [1, 2, 3], value=1, key="sde_seeds")
+        n_seeds = url_state.select_slider("Seeds averaged", [1, 2, 3], 1, key="sde_seeds")
     go = st.button("Run the comparison", key="sde_sweep_go", type="primary",
                    help="Runs every sampler at every budget with the settings above (a few seconds "
                         "to a minute); results are cached.")
@@ -270,7 +273,7 @@ with tab_lik:
         with c1:
             label = st.selectbox("Learned model", list(ckpts), key="sde_lik_model")
         with c2:
-            res_n = st.select_slider("Grid", [16, 24, 32, 48], value=24, key="sde_lik_n")
+            res_n = url_state.select_slider("Grid", [16, 24, 32, 48], 24, key="sde_lik_n")
         if st.button("Compute the ODE log-density map", key="sde_lik_go", type="primary"):
             with st.spinner("Integrating the ODE from every grid point…"):
                 st.session_state["sde_lik"] = (label, res_n, likelihood_view(ckpts[label], res_n))
@@ -321,7 +324,7 @@ with tab_mnist:
             st.metric("Measured bits/dim (test digits)", f"{bpd['bpd']:.3f}",
                       help=f"{bpd['images']} test digits, ± {bpd.get('bpd_stderr')} (standard error); "
                            f"`{bpd.get('command', '')}`")
-        n_bpd = st.select_slider("Test digits to evaluate now", [1, 2, 4, 8], value=2, key="sde_bpd_n")
+        n_bpd = url_state.select_slider("Test digits to evaluate now", [1, 2, 4, 8], 2, key="sde_bpd_n")
         if st.button("Compute bits/dim", key="sde_bpd_go"):
             with st.spinner("Integrating the likelihood ODE (about a minute per few digits on a CPU)…"):
                 st.session_state["sde_bpd"] = bits_per_dim(score_fn, msde, n_bpd, seed)
@@ -366,16 +369,17 @@ with tab_mnist:
             "drawn from $p_t(x_{\\text{unknown}} \\mid x_{\\text{known}})$ all the way down.")
         c1, c2, c3, c4 = st.columns(4)
         with c1:
-            idx = st.number_input("Test digit #", 0, 9999, 0, 1, key="sde_inp_idx")
-            mask_kind = st.selectbox("Mask", list(MASKS), format_func=MASKS.get, key="sde_inp_mask")
+            idx = url_state.number_input("Test digit #", 0, 9999, 0, 1, key="sde_inp_idx")
+            mask_kind = url_state.selectbox("Mask", list(MASKS), list(MASKS)[0], format_func=MASKS.get,
+                                            key="sde_inp_mask")
         with c2:
-            n_comp = st.slider("Completions", 1, 8, 4, key="sde_inp_n")
+            n_comp = url_state.slider("Completions", 1, 8, 4, key="sde_inp_n")
         with c3:
-            inp_steps = st.select_slider("Time steps N", [50, 100, 200, 300, 500], value=200,
-                                         key="sde_inp_steps")
+            inp_steps = url_state.select_slider("Time steps N", [50, 100, 200, 300, 500], 200,
+                                                key="sde_inp_steps")
         with c4:
-            inp_snr = st.select_slider("snr r", [0.05, 0.1, 0.16, 0.2, 0.3], value=0.16,
-                                       key="sde_inp_snr", help=SNR_HELP)
+            inp_snr = url_state.select_slider("snr r", [0.05, 0.1, 0.16, 0.2, 0.3], 0.16,
+                                              key="sde_inp_snr", help=SNR_HELP)
         digit = masked_digit(int(idx), mask_kind, seed)
         if st.button("Inpaint", key="sde_inp_go", type="primary"):
             with st.spinner(f"Predictor–corrector, {2 * inp_steps} score evaluations…"):
