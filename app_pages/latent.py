@@ -16,7 +16,8 @@ from ui.jobs import job_manager
 st.title("Latent scores: a VAE with an implicit encoder")
 st.markdown(
     "An **implicit encoder** z = g_φ(x, ε) has no density formula, so the ELBO's entropy term "
-    "H(q_φ(z|x)) cannot be computed. Its gradient can: ∇_φ H = −E_ε[∇_z log q(z|x)ᵀ ∇_φ g_φ(x, ε)]. "
+    "H(q_φ(z|x)) cannot be computed. Its gradient can: "
+    "∇_φ H = −E_ε[∇_z log q(z|x)ᵀ ∇_φ g_φ(x, ε)]. "
     "A score net s_ψ(z, x) ≈ ∇_z log q(z|x), trained by sliced score matching on fresh encoder "
     "samples, turns it into the surrogate **−stopgrad(s_ψ(z, x))ᵀ z** (the loss −ELBO carries "
     "+stopgrad(s)ᵀz). The baseline is the usual Gaussian encoder with its entropy in closed form. "
@@ -58,10 +59,11 @@ if not models:
     st.info("No VAE checkpoints yet: train one below.")
 else:
     labels = list(models)
-    default_right = next((i for i, lb in enumerate(labels) if "Gaussian" in lb), min(1, len(labels) - 1))
+    left = next((i for i, lb in enumerate(labels) if "implicit" in lb.lower()), 0)
+    right = next((i for i, lb in enumerate(labels) if "gaussian" in lb.lower()), min(1, len(labels) - 1))
     cols = st.columns(2)
     rows = []
-    for col, default, side in zip(cols, (0, default_right), ("left", "right")):
+    for col, default, side in zip(cols, (left, right), ("left", "right")):
         with col:
             label = st.selectbox("Model", labels, index=default, key=f"vae_model_{side}")
             path = models[label]
@@ -78,6 +80,10 @@ else:
             s = view.summary
             st.caption(f"{s['encoder']} encoder · latent {s['latent']} · {s['steps']:,} steps · "
                        f"{(s['wall_time'] or 0):.0f} s")
+            stein = (bound.get("elbo_terms") or {}).get("score_stein")
+            if stein is not None:
+                st.caption(f"Score check (Stein's identity): {stein:.2f} — 1 when s_ψ is the "
+                           f"posterior's score, near 0 when the score net has lost track of it.")
             rows.append({"label": label, **s, **bound})
             pairs = render_vae.pairs_png(view.digits, view.reconstructions)
             st.image(pairs, caption="Test digits (odd rows) and reconstructions (even rows)")

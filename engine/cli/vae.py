@@ -31,7 +31,7 @@ def add_arguments(p) -> None:
     e = sub.add_parser("eval", help="log-likelihood bound and ELBO terms of a checkpoint, as JSON")
     e.add_argument("--checkpoint", required=True,
                    help="a checkpoint NAME (without suffix) or a run folder (its model)")
-    e.add_argument("--k", type=int, default=1000, help="importance samples per digit (≥ 100 for the README)")
+    e.add_argument("--k", type=int, default=1000, help="importance samples per digit (K ≥ 100)")
     e.add_argument("--digits", type=int, default=1000, help="binarised test digits")
     e.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("ship", help="copy a trained run into checkpoints/ with its bound and history")

@@ -56,9 +56,10 @@ def entropy_gradient_check(score_steps: int = 1500, seed: int = 0, digits: int =
     exact = _flat_grad(gaussian_entropy(vae.encoder(x)[1]).mean(), params)
     x_eval = x.repeat(eval_samples, 1)
     z = vae.encoder.sample(x_eval, generator=g)
-    score = _flat_grad(entropy_surrogate(vae.score(z, x_eval), z).mean(), params)
+    score = _flat_grad(entropy_surrogate(vae.learned_score(z, x_eval), z).mean(), params)
 
-    out, start = {"score_steps": score_steps, "final_ssm_loss": float(loss.detach()) if score_steps else None}, 0
+    out = {"score_steps": score_steps, "final_ssm_loss": float(loss.detach()) if score_steps else None}
+    start = 0
     sizes = {name: sum(p.numel() for p in ps) for name, ps in groups.items()}
     for name in (*groups, "all"):
         n = sizes.get(name, exact.numel())

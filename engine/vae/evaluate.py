@@ -67,13 +67,27 @@ def elbo_summary(model, x: torch.Tensor, seed: int = 0, entropy_samples: int = 6
     z = model.encoder.sample(x, generator=g)
     recon = float(bernoulli_log_likelihood(model.decoder(z), x).mean())
     prior = float(standard_normal_log_prob(z).mean())
+    out = {"reconstruction": recon, "prior": prior}
     if model.kind == "gaussian":
-        entropy = float(gaussian_entropy(model.encoder(x)[1]).mean())
+        out["entropy"] = float(gaussian_entropy(model.encoder(x)[1]).mean())
     else:
         samples = posterior_samples(model, x[:entropy_digits], entropy_samples, g)
-        entropy = float(knn_entropy(samples).mean())
-    return {"reconstruction": recon, "prior": prior, "entropy": entropy,
-            "elbo": recon + prior + entropy}
+        out["entropy"] = float(knn_entropy(samples).mean())
+        out["score_stein"] = stein_ratio(model, x[:entropy_digits], samples)
+    out["elbo"] = recon + prior + out["entropy"]
+    return out
+
+
+@torch.no_grad()
+def stein_ratio(model, x: torch.Tensor, samples: torch.Tensor) -> float:
+    """E_q[−s(z, x)ᵀ(z − E_q z)] / d, averaged over the digits: 1 for the true score ∇_z log q
+    (integration by parts: E_q[−∇log qᵀ(z − c)] = tr I = d for any constant c), whatever q is; near 0
+    when the score net misses the posterior (then the entropy gradient it gives is ~0 too).
+    samples: (B, n, d) encoder samples of the B digits x."""
+    b, n, d = samples.shape
+    z = samples.transpose(0, 1).reshape(-1, d)
+    s = model.posterior_score(z, x).reshape(n, b, d).transpose(0, 1)
+    return float(-(s * (samples - samples.mean(1, keepdim=True))).sum(-1).mean() / d)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ Entropy, and the sign convention. With z = g_φ(x, ε), H = −E_ε[log q_φ(g_�
 SEEDS.md writes this expectation without the minus sign: that is the gradient of −H, the term of
 the loss −ELBO. Here the ELBO's entropy term for the implicit encoder is the surrogate
 
-    entropy_surrogate(s, z) = −stopgrad(s_ψ(z, x))ᵀ z,      ∇_φ(surrogate) = ∇_φ H  (s_ψ ≈ ∇_z log q),
+    entropy_surrogate(s, z) = −stopgrad(s_ψ(z, x))ᵀ z,   ∇_φ(surrogate) = ∇_φ H  (s_ψ ≈ ∇_z log q),
 
 and the loss we minimise, −ELBO, carries +stopgrad(s)ᵀz (as the sliced_score_matching code does).
 The surrogate's value is not H: only its gradient is; the reported entropy of an implicit encoder is
@@ -50,7 +50,7 @@ def gaussian_kl_to_prior(mean: torch.Tensor, log_std: torch.Tensor) -> torch.Ten
 
 
 def entropy_surrogate(score: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """−stopgrad(s)ᵀz per example: its gradient in φ (through z = g_φ) is ∇_φ H when s = ∇_z log q."""
+    """−stopgrad(s)ᵀz per example: its φ-gradient (through z = g_φ) is ∇_φ H when s = ∇_z log q."""
     return -(score.detach() * z).sum(-1)
 
 
@@ -78,7 +78,7 @@ def elbo_terms(model, x: torch.Tensor, generator=None) -> dict[str, torch.Tensor
         entropy = gaussian_entropy(log_std)
     else:
         z = model.encoder.sample(x, generator=generator)
-        entropy = entropy_surrogate(model.score(z, x), z)
+        entropy = entropy_surrogate(model.learned_score(z, x), z)
     recon = bernoulli_log_likelihood(model.decoder(z), x)
     prior = standard_normal_log_prob(z)
     return {"reconstruction": recon, "prior": prior, "entropy": entropy,
@@ -91,5 +91,5 @@ def score_matching_terms(model, x: torch.Tensor, generator=None, variance_reduce
     (z detached: this term trains the score net only). engine.losses.ssm_loss, with x bound."""
     with torch.no_grad():
         z = model.encoder.sample(x, generator=generator)
-    return ssm_loss(lambda zz, _sigma: model.score(zz, x), z, n_projections=n_projections,
+    return ssm_loss(lambda zz, _sigma: model.learned_score(zz, x), z, n_projections=n_projections,
                     variance_reduced=variance_reduced, generator=generator, reduce=False)

@@ -44,6 +44,7 @@ class VAEConfig:
     score_hidden: int = option(256, "implicit encoder: hidden width of the score net s(z, x)")
     score_objective: str = option("ssm-vr", "score net objective", choices=SCORE_OBJECTIVES)
     projections: int = option(1, "SSM projections per sample")
+    particles: int = option(1, "implicit encoder: encoder samples per digit in the score net's SSM term")
     steps: int = 5000
     batch: int = 128
     lr: float = 1e-3
@@ -60,7 +61,7 @@ class VAEConfig:
         if self.score_objective not in SCORE_OBJECTIVES:
             raise ValueError(f"Unknown score objective {self.score_objective!r}; choose ssm-vr or ssm.")
         if min(self.latent, self.hidden, self.noise_dim, self.score_hidden, self.batch,
-               self.projections, self.eval_every, self.eval_digits) < 1:
+               self.projections, self.particles, self.eval_every, self.eval_digits) < 1:
             raise ValueError("Sizes, batch, projections and intervals must be at least 1.")
         self.loop_config().validate()
 
@@ -79,8 +80,9 @@ def batch_loss_terms(model: LatentVAE, x: torch.Tensor, config: VAEConfig, g) ->
     """Per-example loss of one step: −ELBO surrogate, plus the score net's SSM term (implicit)."""
     per = elbo_terms(model, x, g)["loss"]
     if model.score is not None:
-        per = per + score_matching_terms(model, x, g, config.score_objective == "ssm-vr",
-                                         config.projections)
+        sm = score_matching_terms(model, x.repeat(config.particles, 1), g,
+                                  config.score_objective == "ssm-vr", config.projections)
+        per = per + sm.reshape(config.particles, -1).mean(0)
     return per
 
 

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from engine.samplers.langevin import small_tensor_threads
 from engine.vae.check import entropy_gradient_check
 from engine.vae.evaluate import importance_bound, latent_map
 from engine.vae.models import LatentVAE
@@ -17,10 +18,8 @@ from engine.vae.objective import (bernoulli_log_likelihood, elbo_terms, entropy_
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with small_tensor_threads(1):  # small MLPs on a shared machine
+        yield
 
 
 def test_entropy_gradient_matches_the_analytic_one_after_the_score_net_trains():
@@ -130,3 +129,24 @@ def test_latent_map_needs_a_2d_latent_and_gives_the_score_on_a_grid():
     assert m.samples.shape == (50, 2) and m.scores.shape == (25, 2) and not m.learned
     with pytest.raises(ValueError):
         latent_map(LatentVAE("gaussian", latent=3, hidden=8), torch.zeros(784))
+
+
+def test_score_particles_average_the_ssm_term_per_digit():
+    from engine.vae.training import VAEConfig, batch_loss_terms
+
+    torch.manual_seed(0)
+    model = LatentVAE("implicit", latent=2, hidden=8, noise_dim=2, score_hidden=8, data_dim=784)
+    x = torch.bernoulli(torch.full((5, 784), 0.3))
+    assert batch_loss_terms(model, x, VAEConfig(particles=3), None).shape == (5,)
+    with pytest.raises(ValueError):
+        VAEConfig(particles=0).validate()
+
+
+def test_stein_ratio_is_one_for_the_exact_gaussian_score():
+    from engine.vae.evaluate import posterior_samples, stein_ratio
+
+    torch.manual_seed(0)
+    model = LatentVAE("gaussian", latent=3, hidden=8, data_dim=10)
+    x = torch.randint(0, 2, (6, 10)).float()
+    samples = posterior_samples(model, x, 4000, torch.Generator().manual_seed(0))
+    assert abs(stein_ratio(model, x, samples) - 1.0) < 0.03

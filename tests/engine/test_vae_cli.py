@@ -41,7 +41,7 @@ def test_train_resume_and_eval(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["k"] == 100 and result["digits"] == 4 and result["encoder"] == "implicit"
     assert result["bound"] < 0 and result["standard_error"] > 0
-    assert set(result["elbo_terms"]) == {"reconstruction", "prior", "entropy", "elbo"}
+    assert set(result["elbo_terms"]) == {"reconstruction", "prior", "entropy", "elbo", "score_stein"}
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):
