@@ -18,6 +18,7 @@ from engine.store.registry import loss_records, modified, runs_started_with
 from engine.targets import SAMPLE_SETS
 from engine.training.toy2d import Train2DConfig, cli_argv
 
+from ui import url_state
 from ui.jobs import job_manager
 
 
@@ -83,48 +84,64 @@ st.markdown(
 
 seed = int(st.session_state.get("seed", 0))
 
-with st.form("train_form", border=True):
+with st.container(border=True):
+    # Not an st.form: the fields follow the chosen data and objective (only those used are shown).
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         st.markdown("**Data**")
-        data = st.selectbox("Data", list(DATA), format_func=DATA.get, key="tr_data")
-        w = st.slider("Mixture: weight of the mode at (a, a)", 0.05, 0.95, 0.8, 0.05, key="tr_w",
-                      help="The other mode, at (−a, −a), gets 1 − w; unit variances.")
-        a = st.slider("Mixture: mode position a", 1.0, 7.0, 5.0, 0.5, key="tr_a")
-        perturb = st.select_slider("Perturb data with N(0, τ²), τ =", [0.0, 0.001, 0.01, 0.05, 0.1],
-                                   value=0.0, key="tr_perturb",
-                                   help="A tiny Gaussian perturbation gives data on a curve a "
-                                        "density (seed 004: τ = 0.01, i.e. variance 0.0001).")
+        data = url_state.selectbox("Data", list(DATA), "mixture", format_func=DATA.get, key="tr_data")
+        w, a = 0.8, 5.0
+        if data == "mixture":
+            w = url_state.slider("Weight of the mode at (a, a)", 0.05, 0.95, 0.8, 0.05, key="tr_w",
+                                 help="The other mode, at (−a, −a), gets 1 − w; unit variances.")
+            a = url_state.slider("Mode position a", 1.0, 7.0, 5.0, 0.5, key="tr_a")
+        perturb = url_state.select_slider("Perturb data with N(0, τ²), τ =", [0.0, 0.001, 0.01, 0.05, 0.1],
+                                          0.0, key="tr_perturb",
+                                          help="A tiny Gaussian perturbation gives data on a curve a "
+                                               "density (seed 004: τ = 0.01, i.e. variance 0.0001).")
     with c2:
         st.markdown("**Objective**")
-        objective = st.selectbox("Objective", list(OBJECTIVES), format_func=OBJECTIVES.get,
-                                 key="tr_objective")
-        projection = st.selectbox("SSM projections v", ["gaussian", "rademacher"], key="tr_proj")
-        n_proj = st.slider("SSM projections per point", 1, 8, 1, key="tr_nproj")
-        conditioning = st.selectbox(
-            "NCSN σ conditioning", ["embed", "divide"], key="tr_cond",
-            format_func={"embed": "learned σ embedding (then ÷σ)", "divide": "seeds: s_θ(x)/σ"}.get)
+        objective = url_state.selectbox("Objective", list(OBJECTIVES), "ncsn", format_func=OBJECTIVES.get,
+                                        key="tr_objective")
+        projection, n_proj, conditioning = "gaussian", 1, "embed"
+        if objective.startswith("ssm"):
+            projection = url_state.selectbox("Projections v", ["gaussian", "rademacher"], "gaussian",
+                                             key="tr_proj")
+            n_proj = url_state.slider("Projections per point", 1, 8, 1, key="tr_nproj")
+        if objective == "ncsn":
+            conditioning = url_state.selectbox(
+                "σ conditioning", ["embed", "divide"], "embed", key="tr_cond",
+                format_func={"embed": "learned σ embedding (then ÷σ)", "divide": "seeds: network ÷ σ"}.get)
     with c3:
-        st.markdown("**σ settings**")
-        sigma = st.number_input("DSM σ", 0.01, 20.0, 1.0, 0.1, key="tr_sigma")
-        sigma_max = st.number_input("NCSN σ_max (σ_1)", 0.1, 100.0, 20.0, 1.0, key="tr_smax")
-        sigma_min = st.number_input("NCSN σ_min (σ_L)", 0.01, 10.0, 1.0, 0.1, key="tr_smin")
-        levels = st.slider("NCSN levels L", 2, 30, 10, key="tr_levels")
+        sigma, sigma_max, sigma_min, levels = 1.0, 20.0, 1.0, 10
+        if objective == "dsm":
+            st.markdown("**Noise level**")
+            sigma = url_state.number_input("σ", 0.01, 20.0, 1.0, 0.1, key="tr_sigma")
+        elif objective == "ncsn":
+            st.markdown("**Noise levels**")
+            sigma_max = url_state.number_input("σ_max (σ_1)", 0.1, 100.0, 20.0, 1.0, key="tr_smax")
+            sigma_min = url_state.number_input("σ_min (σ_L)", 0.01, 10.0, 1.0, 0.1, key="tr_smin")
+            levels = url_state.slider("Levels L", 2, 30, 10, key="tr_levels")
+        else:
+            st.caption("This objective has no noise level: it matches the score of the data itself.")
     with c4:
         st.markdown("**Network and optimiser**")
-        hidden = st.select_slider("Hidden width", [32, 64, 128, 256], value=128, key="tr_hidden")
-        depth = st.slider("Hidden layers", 1, 4, 2, key="tr_depth")
-        steps = st.select_slider("Steps", [200, 500, 1000, 2000, 3000, 5000, 10000, 20000], value=2000,
-                                 key="tr_steps")
-        batch = st.select_slider("Batch size", [32, 64, 128, 256, 512], value=128, key="tr_batch")
-        lr = st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], value=1e-3, key="tr_lr")
-    started = st.form_submit_button("Train", type="primary")
+        hidden = url_state.select_slider("Hidden width", [32, 64, 128, 256], 128, key="tr_hidden")
+        depth = url_state.slider("Hidden layers", 1, 4, 2, key="tr_depth")
+        steps = url_state.select_slider("Steps", [200, 500, 1000, 2000, 3000, 5000, 10000, 20000], 2000,
+                                        key="tr_steps")
+        batch = url_state.select_slider("Batch size", [32, 64, 128, 256, 512], 128, key="tr_batch")
+        lr = url_state.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], 1e-3, key="tr_lr")
+    b1, b2 = st.columns([1, 4])
+    started = b1.button("Train", type="primary", key="tr_start")
+    with b2:
+        url_state.copy_link()
 
 means = ((a, a), (-a, -a))
 weights = (w, round(1 - w, 6))
-st.caption(f"NCSNv2 rule for this data: σ_1 ≈ largest pairwise distance = "
-           f"{sigma_rule(data, means, weights):.3g}. Only the settings of the chosen objective are "
-           f"used; σ applies to DSM/NCSN, projections to SSM.")
+if objective == "ncsn":
+    st.caption(f"NCSNv2 rule for this data: σ_1 ≈ largest pairwise distance = "
+               f"{sigma_rule(data, means, weights):.3g}.")
 
 if started:
     config = Train2DConfig(data=data, means=means, weights=weights, objective=objective,
