@@ -1,4 +1,5 @@
-"""Device choice: CUDA when present, then Apple MPS, else CPU."""
+"""Device choice: CUDA when present, then Apple MPS, else CPU ('auto'); an explicit device that
+is not there is an error (DeviceUnavailable), never a silent fall-back."""
 
 from __future__ import annotations
 
@@ -16,9 +17,17 @@ def available_devices() -> list[str]:
     return found
 
 
+class DeviceUnavailable(ValueError):
+    """An explicitly requested device this machine does not have (one sentence)."""
+
+
 def pick_device(preference: str = "auto") -> torch.device:
-    """'auto' → the best available; an unavailable explicit choice falls back to CPU."""
+    """'auto' → the best available; an explicit choice must be available (DeviceUnavailable)."""
     devices = available_devices()
     if preference == "auto":
         return torch.device(devices[0])
-    return torch.device(preference if preference in devices else "cpu")
+    if preference not in devices:
+        raise DeviceUnavailable(f"--device {preference} was asked for, but this machine has no "
+                                f"{preference.upper()} (available: {', '.join(devices)}); use "
+                                f"--device auto or cpu.")
+    return torch.device(preference)

@@ -1,11 +1,24 @@
-"""CLI: python -m engine COMMAND [flags].  Each command lives in a module (mostly engine/cli_*.py) with
-`add_arguments(parser)` and `run(args) -> int`; errors print one line and exit non-zero."""
+"""CLI: python -m engine COMMAND [flags].  Each command lives in a module of engine/cli/ with
+`add_arguments(parser)` and `run(args) -> int`.
+
+Errors are handled here, once for every command: a user mistake (a ValueError subclass: bad flag,
+config range, checkpoint, schedule, target), a diverging sampler or ODE (SamplerDiverged,
+LikelihoodError), a missing file or data set (OSError) prints one line `error: …` and exits 2
+(3 for a diverging sampler); anything else prints one line naming a log file that holds the
+traceback (exit 1) — never the traceback itself. Flags every command shares (--threads,
+--device) are checked here too.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
 
 # command → (module, one-line help). Modules are imported only when their command runs.
 COMMANDS = {
@@ -25,6 +38,96 @@ COMMANDS = {
 
 class CliError(Exception):
     """A user mistake: printed as one line, exit code 2."""
+
+
+MAX_THREADS = 256
+
+
+def number(kind, low=None, high=None, low_open: bool = False):
+    """An argparse `type` for a flag with no config field behind it (bench, eval, sde-mnist …):
+    the value must be a finite `kind` in the range; argparse prints the one line. Its
+    `range_text` is what the flag's --help states."""
+    from engine.training.flags import _num
+
+    lo = "" if low is None else f"{'(' if low_open else '['}{_num(low)}, "
+    text = f"{lo}{'∞)' if high is None else f'{_num(high)}]'}" if low is not None else f"≤ {_num(high)}"
+
+    def convert(value: str):
+        try:
+            v = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a {'whole number' if kind is int else 'number'}") from None
+        ok = v == v and v not in (float("inf"), float("-inf"))
+        ok = ok and (low is None or (v > low if low_open else v >= low)) and (high is None or v <= high)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be in {text}; got {value}")
+        return v
+
+    convert.__name__ = kind.__name__
+    convert.range_text = text
+    return convert
+
+
+def number_list(kind, low, high, low_open: bool = False):
+    """An argparse `type` for a comma-separated list ('50,100,200') of numbers in a range; the text
+    is returned unchanged (the command splits it)."""
+    one = number(kind, low, high, low_open)
+
+    def convert(value: str):
+        items = [v for v in value.split(",") if v.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("needs at least one number, e.g. 50,100,200")
+        for v in items:
+            one(v.strip())
+        return value
+
+    convert.__name__ = "list"
+    convert.range_text = f"each in {one.range_text}"
+    return convert
+
+
+def log_dir() -> Path:
+    """Where tracebacks of unexpected errors go: $SCORELAB_LOG_DIR, else <tmp>/scorelab-logs."""
+    return Path(os.environ.get("SCORELAB_LOG_DIR") or Path(tempfile.gettempdir()) / "scorelab-logs")
+
+
+def write_traceback_log(err: BaseException, argv) -> Path | None:
+    """The traceback of an unexpected error in a fresh log file (None if it cannot be written)."""
+    try:
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+        path.write_text(f"python -m engine {' '.join(map(str, argv))}\n\n{text}")
+        return path
+    except OSError:
+        return None
+
+
+def one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+# A sampler or ODE that blew up (one sentence with a hint): exit code 3. Looked up where they live,
+# without importing torch for every command.
+DIVERGED = (("engine.samplers.langevin", "SamplerDiverged"), ("engine.sde.likelihood", "LikelihoodError"))
+
+
+def _diverged(err: BaseException) -> bool:
+    return any(isinstance(err, getattr(sys.modules[mod], name))
+               for mod, name in DIVERGED if mod in sys.modules)
+
+
+def check_shared_flags(args) -> None:
+    """--threads N (1 … MAX_THREADS) and --device (an unavailable explicit device is an error)."""
+    threads = getattr(args, "threads", None)
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise CliError(f"--threads must be in [1, {MAX_THREADS}]; got {threads}.")
+    device = getattr(args, "device", None)
+    if isinstance(device, str):
+        from engine.device import pick_device
+        pick_device(device)   # DeviceUnavailable (a ValueError) for e.g. --device cuda without CUDA
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -57,32 +160,55 @@ def _attach_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
-def main(argv=None) -> int:
-    argv = _attach_negative_values(list(sys.argv[1:] if argv is None else argv))
-    commands = available_commands()
+def _parser(argv) -> tuple[OneLineParser, dict]:
+    """The parser, with the flags of the command named first in argv (only its module is imported)."""
     parser = OneLineParser(prog="python -m engine", description="Score Lab engine")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    # dest "_command": a command's own flag may be called --command (vae ship)
+    sub = parser.add_subparsers(dest="_command", metavar="COMMAND", parser_class=OneLineParser)
     modules = {}
-    for name, (module_name, help_text) in commands.items():
+    for name, (module_name, help_text) in available_commands().items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if argv and argv[0] == name:
             modules[name] = importlib.import_module(module_name)
             modules[name].add_arguments(p)
+    return parser, modules
+
+
+def main(argv=None) -> int:
+    argv = _attach_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
+        for tok in argv:   # argparse (3.11) would read '--flag=--' as an empty list
+            if tok.startswith("--") and tok.endswith("=--"):
+                raise CliError(f"{tok[:-3]}: '--' is not a value (see --help)")
+        parser, modules = _parser(argv)
         args = parser.parse_args(argv)
-        if not args.command:
+        if not args._command:
             parser.print_help()
             return 2
-        return int(modules[args.command].run(args) or 0)
-    except CliError as err:
-        print(f"error: {err}", file=sys.stderr)
+        check_shared_flags(args)
+        return int(modules[args._command].run(args) or 0)
+    except (CliError, ValueError, OSError) as err:  # user-facing errors carry one clear sentence
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as err:  # user-facing engine errors carry one clear sentence
-        print(f"error: {err}", file=sys.stderr)
+    except MemoryError:
+        print("error: out of memory; ask for less work (fewer particles, images or a smaller "
+              "batch).", file=sys.stderr)
         return 2
+    except SystemExit:
+        raise
+    except BaseException as err:
+        if _diverged(err):
+            print(f"error: {one_line(err)}", file=sys.stderr)
+            return 3
+        # a bug: one line here, the traceback in a log file
+        log = write_traceback_log(err, argv)
+        where = f"traceback in {log}" if log else "no log could be written"
+        print(f"error: unexpected {type(err).__name__}: {one_line(err)[:300]} ({where}).",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 
 from engine.lab.mixing import LANGEVIN_SAMPLERS, MixConfig, run_mix
 from engine.lab.sde_mixing import SDEMixConfig, run_sde_mix
 from engine.models.score import load_score
-from engine.samplers.langevin import SamplerDiverged
-from engine.samplers.reverse import SDE_SAMPLERS
+from engine.samplers.reverse import SDE_SAMPLERS, SDESamplerConfig
 from engine.targets import parse_numbers, parse_points
+from engine.training.flags import check_fields, field_help
 
 
 def add_arguments(p) -> None:
@@ -22,24 +22,29 @@ def add_arguments(p) -> None:
     p.add_argument("--sampler", default="annealed", choices=[*LANGEVIN_SAMPLERS, *SDE_SAMPLERS],
                    help="langevin/annealed, or reverse-SDE Euler–Maruyama (sde), predictor–corrector "
                         "(pc), probability-flow ODE (ode)")
-    p.add_argument("--particles", type=int, default=1000)
+    p.add_argument("--particles", type=int, default=1000, help=field_help(MixConfig, "particles"))
     p.add_argument("--steps", type=int, default=None,
-                   help="total (langevin) or per level (annealed), default 100; "
-                        "time steps N (sde, pc), default 500")
-    p.add_argument("--step-size", type=float, default=0.1, help="ε in x + (α/2)s + √α z")
-    p.add_argument("--sigma-max", type=float, default=None, help="default 20 (annealed), 100 (VE SDE)")
-    p.add_argument("--sigma-min", type=float, default=None, help="default 1 (annealed), 0.01 (VE SDE)")
-    p.add_argument("--levels", type=int, default=10)
+                   help=field_help(MixConfig, "steps", "total (langevin) or per level (annealed), "
+                                   "default 100; time steps N (sde, pc), default 500"))
+    p.add_argument("--step-size", type=float, default=0.1,
+                   help=field_help(MixConfig, "step_size", "ε in x + (α/2)s + √α z"))
+    p.add_argument("--sigma-max", type=float, default=None,
+                   help=field_help(MixConfig, "sigma_max", "default 20 (annealed), 100 (VE SDE)"))
+    p.add_argument("--sigma-min", type=float, default=None,
+                   help=field_help(MixConfig, "sigma_min", "default 1 (annealed), 0.01 (VE SDE)"))
+    p.add_argument("--levels", type=int, default=10, help=field_help(MixConfig, "levels"))
     p.add_argument("--init", default="uniform:-8,8", help="uniform:LO,HI or gaussian:MEAN,STD")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help=field_help(MixConfig, "seed", ""))
     p.add_argument("--denoise", action="store_true", help="final step x + σ_L² s(x, σ_L)")
     p.add_argument("--checkpoint", default=None, help="learned score model instead of the exact score")
     p.add_argument("--sde", default="ve", choices=["ve", "vp", "subvp"],
                    help="forward SDE for --sampler sde/pc/ode (a checkpoint brings its own)")
-    p.add_argument("--beta-min", type=float, default=0.1, help="VP / sub-VP β_min")
-    p.add_argument("--beta-max", type=float, default=20.0, help="VP / sub-VP β_max")
-    p.add_argument("--snr", type=float, default=0.16, help="PC corrector signal-to-noise ratio r")
-    p.add_argument("--corrector-steps", type=int, default=1, help="PC corrector steps per time step")
+    p.add_argument("--beta-min", type=float, default=0.1, help=field_help(SDEMixConfig, "beta_min", "VP / sub-VP β_min"))
+    p.add_argument("--beta-max", type=float, default=20.0, help=field_help(SDEMixConfig, "beta_max", "VP / sub-VP β_max"))
+    p.add_argument("--snr", type=float, default=0.16,
+                   help=field_help(SDESamplerConfig, "snr", "PC corrector signal-to-noise ratio r"))
+    p.add_argument("--corrector-steps", type=int, default=1,
+                   help=field_help(SDESamplerConfig, "corrector_steps", "PC corrector steps per time step"))
 
 
 def _target(args) -> dict:
@@ -95,22 +100,30 @@ def _fill_target(args) -> None:
         args.weights = "0.8,0.2"
 
 
+def check_every_flag(args) -> None:
+    """Each flag's range is checked even where the chosen sampler ignores it (--beta-min with
+    --sampler annealed): a value outside its stated range is never silently accepted."""
+    check_fields(config_from_args(argparse.Namespace(**{**vars(args), "sampler": "annealed"})))
+    sde = sde_config_from_args(argparse.Namespace(**{**vars(args), "sampler": "pc"}))
+    check_fields(sde)
+    check_fields(sde.sampler_config())
+
+
 def run(args) -> int:
     _fill_target(args)
-    try:
-        if args.sampler in SDE_SAMPLERS:
-            config = sde_config_from_args(args)
-            score_fn = sde = None
-            if config.checkpoint:
-                loaded = load_score(config.checkpoint, reading="time")
-                score_fn, sde = loaded.score_fn, loaded.sde
-            result = run_sde_mix(config, score_fn=score_fn, sde=sde)
-        else:
-            config = config_from_args(args)
-            score_fn = load_score(config.checkpoint).score_fn if config.checkpoint else None
-            result = run_mix(config, score_fn=score_fn)
-    except SamplerDiverged as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 3
+    check_every_flag(args)
+    if args.sampler in SDE_SAMPLERS:   # a diverging sampler raises SamplerDiverged (engine.cli.main)
+        config = sde_config_from_args(args)
+        config.validate()
+        score_fn = sde = None
+        if config.checkpoint:
+            loaded = load_score(config.checkpoint, reading="time")
+            score_fn, sde = loaded.score_fn, loaded.sde
+        result = run_sde_mix(config, score_fn=score_fn, sde=sde)
+    else:
+        config = config_from_args(args)
+        config.validate()
+        score_fn = load_score(config.checkpoint).score_fn if config.checkpoint else None
+        result = run_mix(config, score_fn=score_fn)
     print(json.dumps(result.summary()))
     return 0

@@ -15,6 +15,11 @@ import time
 
 import torch
 
+from engine.cli.main import number
+from engine.lab.sde_mixing import SDEMixConfig
+from engine.samplers.reverse import SDESamplerConfig
+from engine.training.flags import field_help
+
 
 def add_arguments(p) -> None:
     p.add_argument("--means", default=None, help="component means, e.g. '5,5;-5,-5'")
@@ -23,16 +28,16 @@ def add_arguments(p) -> None:
     p.add_argument("--exact-score", action="store_true", help="use the exact marginal score")
     p.add_argument("--checkpoint", default=None, help="time-conditional 2D score model")
     p.add_argument("--sde", default="ve", choices=["ve", "vp", "subvp"])
-    p.add_argument("--sigma-min", type=float, default=0.01)
-    p.add_argument("--sigma-max", type=float, default=100.0)
-    p.add_argument("--beta-min", type=float, default=0.1)
-    p.add_argument("--beta-max", type=float, default=20.0)
-    p.add_argument("--points", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    for name, default in (("sigma_min", 0.01), ("sigma_max", 100.0), ("beta_min", 0.1), ("beta_max", 20.0)):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=default,
+                       help=field_help(SDEMixConfig, name, ""))
+    p.add_argument("--points", type=number(int, 1, 100_000), default=200,
+                   help="exact samples of the mixture (allowed: [1, 100000])")
+    p.add_argument("--seed", type=int, default=0, help=field_help(SDEMixConfig, "seed", ""))
     p.add_argument("--hutchinson", action="store_true",
                    help="Hutchinson trace estimate (one Rademacher probe) instead of the exact trace")
-    p.add_argument("--rtol", type=float, default=1e-5)
-    p.add_argument("--atol", type=float, default=1e-5)
+    p.add_argument("--rtol", type=float, default=1e-5, help=field_help(SDESamplerConfig, "rtol"))
+    p.add_argument("--atol", type=float, default=1e-5, help=field_help(SDESamplerConfig, "atol"))
 
 
 def run(args) -> int:
@@ -42,8 +47,10 @@ def run(args) -> int:
 
     if args.exact_score == bool(args.checkpoint):
         raise ValueError("Give exactly one of --exact-score (with --means/--weights) or --checkpoint PATH.")
-    if args.points < 1:
-        raise ValueError("Use at least one point (--points).")
+    # The SDE's parameters, the tolerances and the seed: checked where their ranges live.
+    SDEMixConfig(sampler="ode", sde=args.sde, sigma_min=args.sigma_min, sigma_max=args.sigma_max,
+                 beta_min=args.beta_min, beta_max=args.beta_max, rtol=args.rtol, atol=args.atol,
+                 seed=args.seed).validate()
     if args.checkpoint:
         from engine.models.score import load_score
 

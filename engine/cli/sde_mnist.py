@@ -11,22 +11,33 @@ from __future__ import annotations
 
 import json
 
+from engine.cli.main import number, number_list
+from engine.mnist.sampling import SampleConfig
 from engine.mnist.sde_tasks import MASKS
+from engine.samplers.reverse import SDESamplerConfig
+from engine.training.flags import field_help
+
+TEST_DIGITS = 10_000
 
 
 def add_arguments(p) -> None:
     p.add_argument("what", choices=["bpd", "inpaint", "cost"],
                    help="bits/dim of test digits, inpainting rate, or quality against NFE")
-    p.add_argument("--n", type=int, default=32, help="cost: samples per sampler and budget")
-    p.add_argument("--budgets", default="50,100,200", help="cost: NFE budgets")
+    p.add_argument("--n", type=int, default=32,
+                   help=field_help(SampleConfig, "n", "cost: samples per sampler and budget"))
+    p.add_argument("--budgets", default="50,100,200", type=number_list(int, 1, 100_000),
+                   help="cost: NFE budgets (allowed: each in [1, 100000])")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--images", type=int, default=16, help="bpd: test digits")
-    p.add_argument("--digits", type=int, default=20, help="inpaint: test digits")
-    p.add_argument("--completions", type=int, default=2)
+    p.add_argument("--images", type=number(int, 1, TEST_DIGITS), default=16,
+                   help=f"bpd: test digits (allowed: [1, {TEST_DIGITS}])")
+    p.add_argument("--digits", type=number(int, 1, TEST_DIGITS), default=20,
+                   help=f"inpaint: test digits (allowed: [1, {TEST_DIGITS}])")
+    p.add_argument("--completions", type=number(int, 1, 100), default=2,
+                   help="inpaint: completions per digit (allowed: [1, 100])")
     p.add_argument("--mask", default="bottom", choices=list(MASKS))
-    p.add_argument("--steps", type=int, default=250)
-    p.add_argument("--snr", type=float, default=0.16)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=250, help=field_help(SDESamplerConfig, "steps", "inpaint: N"))
+    p.add_argument("--snr", type=float, default=0.16, help=field_help(SDESamplerConfig, "snr"))
+    p.add_argument("--seed", type=int, default=0, help=field_help(SampleConfig, "seed", ""))
     p.add_argument("--threads", type=int, default=1)
 
 
@@ -37,6 +48,8 @@ def run(args) -> int:
     from engine.mnist import sde_tasks
     from engine.models.score import load_score
 
+    SampleConfig(n=args.n, seed=args.seed).validate()
+    SDESamplerConfig(sampler="pc", steps=args.steps, snr=args.snr).validate()
     torch.set_num_threads(args.threads)
     loaded = load_score(args.checkpoint, reading="time")
     score_fn, sde = loaded.score_fn, loaded.sde

@@ -22,7 +22,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="run folder (created; holds model, metrics, preview)")
     add_config_arguments(p, ImageTrainConfig)   # one flag per config field
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: $SCORELAB_THREADS, else torch's)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state")
 
 
@@ -30,15 +31,19 @@ def run(args) -> int:
     import torch
 
     from engine.device import pick_device
-    from engine.store.runs import RunWriter
+    from engine.store.runs import RunWriter, mark_failed
     from engine.training.images import train_mnist
 
-    cfg = config_from_args(ImageTrainConfig, args)
-    cfg.validate()
+    try:
+        cfg = config_from_args(ImageTrainConfig, args)
+        cfg.validate()
+        device = pick_device(args.device)
+    except ValueError as err:
+        mark_failed(args.out, str(err))   # a job the app queued says why it did not start
+        raise
     threads = args.threads or int(os.environ.get("SCORELAB_THREADS", "0") or 0)
     if threads:
         torch.set_num_threads(threads)
-    device = pick_device(args.device)
     out = Path(args.out)
     rank = int(os.environ.get("RANK", "0"))
     writer = None

@@ -52,16 +52,15 @@ def config_from_args(args) -> Train2DConfig:
 def run(args) -> int:
     import torch
 
-    from engine.store.runs import RunWriter
+    from engine.store.runs import RunWriter, mark_failed
 
-    threads = args.threads or int(os.environ.get("SCORELAB_THREADS", "1") or 1)
-    torch.set_num_threads(max(1, threads))
     try:
         config = config_from_args(args)
     except ValueError as err:
-        # The run folder (when the app launched us) must say why nothing happened.
-        RunWriter(args.out, handle_sigterm=False).status("failed", step=0, message=str(err))
+        mark_failed(args.out, str(err))   # the run folder (when the app launched us) says why
         raise
+    threads = args.threads or int(os.environ.get("SCORELAB_THREADS", "1") or 1)
+    torch.set_num_threads(max(1, threads))
     # status.json (running, our pid) BEFORE config.json: a job manager scanning the same root must
     # never see this folder as a queued run and launch it a second time.
     writer = RunWriter(args.out, total=config.steps)

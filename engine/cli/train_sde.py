@@ -20,18 +20,24 @@ def add_arguments(p) -> None:
         q = sub.add_parser(what, help=f"train on {'a 2D Gaussian mixture' if what == '2d' else 'MNIST'}")
         q.add_argument("--out", required=True, help="run folder to write")
         add_config_arguments(q, cls)
-        q.add_argument("--threads", type=int, default=int(os.environ.get("SCORELAB_THREADS", "1")))
+        q.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: $SCORELAB_THREADS, else 1)")
         q.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state")
 
 
 def run(args) -> int:
     import torch
 
-    from engine.store.runs import RunWriter
+    from engine.store.runs import RunWriter, mark_failed
     from engine.training.sde import train_2d, train_mnist
 
-    torch.set_num_threads(max(1, args.threads))
-    cfg = config_from_args(CONFIGS[args.what], args)
+    try:
+        cfg = config_from_args(CONFIGS[args.what], args)
+        cfg.validate()
+    except ValueError as err:
+        mark_failed(args.out, str(err))   # a job the app queued says why it did not start
+        raise
+    torch.set_num_threads(args.threads or int(os.environ.get("SCORELAB_THREADS", "1") or 1))
     writer = RunWriter(args.out, total=cfg.steps)
     writer.status("running", step=0, total=cfg.steps)
     train = train_2d if args.what == "2d" else train_mnist

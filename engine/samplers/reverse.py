@@ -38,6 +38,7 @@ from scipy.integrate import solve_ivp
 from engine.samplers.langevin import FrameRecorder, SamplerDiverged, langevin_step
 from engine.samplers.schedules import code_to_paper_step
 from engine.sde.sdes import SDE
+from engine.training.flags import check_fields, option
 
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
 SDE_SAMPLERS = ("sde", "pc", "ode")
@@ -45,27 +46,25 @@ SDE_SAMPLERS = ("sde", "pc", "ode")
 
 @dataclass(frozen=True)
 class SDESamplerConfig:
-    sampler: str = "pc"             # sde | pc | ode
-    steps: int = 500                # N time steps for sde/pc (ignored by ode)
-    snr: float = 0.16               # r of the Langevin corrector
-    corrector_steps: int = 1
-    rtol: float = 1e-5              # ode tolerances
-    atol: float = 1e-5
-    record_every: int = 0           # keep a frame every k steps (ode: ~N/k evenly spaced times)
-    record_particles: int = 0       # 0: all
-    blowup_radius: float = 1e6
+    sampler: str = option("pc", choices=SDE_SAMPLERS)
+    steps: int = option(500, "N time steps for sde/pc (ignored by ode)",
+                        low=1, high=100_000, label="number of steps")
+    snr: float = option(0.16, "r of the Langevin corrector",
+                        low=0, high=100, label="signal-to-noise ratio r")
+    corrector_steps: int = option(1, low=0, high=100)
+    rtol: float = option(1e-5, "ODE relative tolerance",
+                         low=0, high=1, low_open=True, label="ODE tolerance rtol")
+    atol: float = option(1e-5, "ODE absolute tolerance",
+                         low=0, high=1, low_open=True, label="ODE tolerance atol")
+    record_every: int = option(0, "keep a frame every k steps (0: none; ode: ~N/k evenly spaced times)",
+                               low=0, high=100_000)
+    record_particles: int = option(0, "particles kept per frame (0: all)", low=0, high=100_000)
+    blowup_radius: float = option(1e6, low=0, low_open=True)
 
     def validate(self) -> None:
-        if self.sampler not in SDE_SAMPLERS:
-            raise ValueError(f"Unknown SDE sampler {self.sampler!r}; choose sde, pc or ode.")
-        if self.steps < 1:
-            raise ValueError("Use at least one time step.")
+        check_fields(self)
         if self.sampler == "pc" and not self.snr > 0:
-            raise ValueError("The corrector's signal-to-noise ratio r must be positive (try 0.16).")
-        if self.corrector_steps < 0:
-            raise ValueError("The number of corrector steps cannot be negative.")
-        if not (self.rtol > 0 and self.atol > 0):
-            raise ValueError("The ODE tolerances must be positive.")
+            raise ValueError("The corrector's signal-to-noise ratio r (--snr) must be positive (try 0.16).")
 
 
 @dataclass

@@ -88,10 +88,59 @@ def read_meta(path) -> dict:
         raise CheckpointError(f"{meta_path.name} is not valid JSON (truncated or corrupt).") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path.name} is not a Score Lab checkpoint.")
-    if meta.get("version", 0) > VERSION:
+    version = meta.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{meta_path.name} has a format version {version!r} that is not a "
+                              f"whole number.")
+    if version > VERSION:
         raise CheckpointError(f"{meta_path.name} was written by a newer Score Lab (format "
-                              f"{meta.get('version')}); update to load it.")
+                              f"{version}); update to load it.")
+    problem = meta_type_problem(meta)
+    if problem:
+        raise CheckpointError(f"{meta_path.name} is damaged: {problem}.")
     return meta
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _numbers(v) -> bool:
+    return isinstance(v, list) and all(_is_number(x) or (isinstance(x, list) and all(map(_is_number, x)))
+                                       for x in v)
+
+
+# Fields the pages and samplers read from a sidecar, and what each must hold when present.
+META_TYPES = {
+    "model": (lambda v: isinstance(v, dict) and isinstance(v.get("kind", ""), str), "an object naming its kind"),
+    "step": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "steps": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "objective": (lambda v: isinstance(v, str), "a text"),
+    "title": (lambda v: isinstance(v, str), "a text"),
+    "state": (lambda v: isinstance(v, str), "a text"),
+    "task": (lambda v: isinstance(v, str), "a text"),
+    "sigmas": (_numbers, "a list of numbers"),
+    "schedule": (lambda v: isinstance(v, dict) and _numbers(v.get("sigmas", [])) and all(
+        _is_number(v[k]) for k in ("sigma_max", "sigma_min", "gamma", "step_size", "steps_per_level")
+        if v.get(k) is not None), "an object of numbers"),
+    "metrics": (lambda v: isinstance(v, dict), "an object"),
+    "target": (lambda v: isinstance(v, dict) and all(_numbers(v.get(k, [])) for k in ("means", "weights", "stds")),
+               "an object with numeric means, weights and stds"),
+    "data": (lambda v: isinstance(v, dict), "an object"),
+    "sde": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def meta_type_problem(meta: dict) -> str:
+    """'' when every known field of a sidecar has the type the readers expect, else why not."""
+    for key, (ok, what) in META_TYPES.items():
+        if key in meta and meta[key] is not None and not ok(meta[key]):
+            return f"its {key!r} should be {what}, not {meta[key]!r:.60}"
+    mixture = (meta.get("data") or {}).get("mixture")
+    if mixture is not None and not (isinstance(mixture, dict) and all(
+            _numbers(mixture.get(k, [])) for k in ("means", "weights", "stds"))):
+        return "its data mixture should hold numeric means, weights and stds"
+    return ""
 
 
 def load_checkpoint(path, device="cpu") -> tuple[dict[str, torch.Tensor], dict]:
@@ -117,9 +166,10 @@ def load_model(path, device="cpu") -> tuple[torch.nn.Module, dict]:
     if not isinstance(spec, dict):
         raise CheckpointError(f"{path} does not say which model it holds.")
     try:
-        model = build_model(spec)
-    except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{path} describes a model this version cannot build ({err}).") from None
+        model = build_model(spec)   # sizes checked against sane bounds before allocating
+    except (ValueError, TypeError, RuntimeError, OverflowError, KeyError) as err:
+        raise CheckpointError(f"{path} describes a model this version cannot build "
+                              f"({' '.join(str(err).split())[:200]}).") from None
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError:

@@ -4,7 +4,8 @@ A subprocess (not a thread) because cancelling is then just terminating it, a cr
 the app down, and CPU-heavy training does not starve the UI. The manager keeps no state that the
 folders do not: after a browser reload or a server restart, `runs()` finds every run again.
 At most `max_running` jobs run at once; the rest wait as "queued" and start as slots free up
-(any call to `runs()`, `pump()` or `submit()` starts them).
+(any call to `runs()`, `pump()` or `submit()` starts them). At most `max_queued` wait: a submit
+beyond that raises QueueFull (one sentence), so nobody can pile up unbounded work.
 """
 
 from __future__ import annotations
@@ -23,16 +24,25 @@ from engine.store.checkpoints import atomic_write_json
 from engine.store.runs import FINAL_STATES, RunInfo, pid_alive, read_json, read_run
 
 
+MAX_QUEUED = 8
+
+
+class QueueFull(ValueError):
+    """The job queue already holds max_queued waiting jobs (one sentence for the user)."""
+
+
 def default_max_running() -> int:
     # Two cores here: one training job (one thread) leaves the other core to the UI.
     return max(1, (os.cpu_count() or 2) // 2)
 
 
 class JobManager:
-    def __init__(self, root=None, max_running: int | None = None, kill_after: float = 5.0):
+    def __init__(self, root=None, max_running: int | None = None, kill_after: float = 5.0,
+                 max_queued: int = MAX_QUEUED):
         self.root = Path(root) if root is not None else default_runs_root()
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_running = max_running or default_max_running()
+        self.max_queued = max_queued
         self.kill_after = kill_after
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
@@ -40,7 +50,13 @@ class JobManager:
     # -- submitting and launching ------------------------------------------------------------
     def submit(self, argv: list[str], name: str, config: dict | None = None,
                threads: int = 1) -> Path:
-        """Queue `python -m engine ARGV --out RUN_DIR`; returns the run folder."""
+        """Queue `python -m engine ARGV --out RUN_DIR`; returns the run folder. QueueFull when
+        max_queued jobs are already waiting."""
+        self.pump()
+        waiting = sum(1 for i in self._scan() if i.state == "queued")
+        if waiting >= self.max_queued:
+            raise QueueFull(f"The job queue is full: {waiting} jobs are already waiting (at most "
+                            f"{self.max_queued}); wait for one to finish or cancel one.")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = self.root / f"{stamp}-{_slug(name)}-{uuid.uuid4().hex[:6]}"
         run_dir.mkdir(parents=True)

@@ -142,8 +142,10 @@ def example_png(path) -> bytes | None:
 
 
 def runs_started_with(runs: list[RunInfo], *argv: str) -> list[RunInfo]:
-    """The runs (of a JobManager's list) whose command line starts with `argv` (e.g. "train2d")."""
-    return [r for r in runs if list(r.config.get("argv") or [])[:len(argv)] == list(argv)]
+    """The runs (of a JobManager's list) whose command line starts with `argv` (e.g. "train2d"),
+    and every unreadable run whose command line is unknown (its row says why, on every list)."""
+    return [r for r in runs if list(r.config.get("argv") or [])[:len(argv)] == list(argv)
+            or (r.unreadable and not r.config.get("argv"))]
 
 
 def loss_records(run_dir) -> list[dict]:

