@@ -20,6 +20,7 @@ from engine.samplers.langevin import SamplerDiverged
 from engine.training.flags import config_argv
 from engine.training.images import ImageTrainConfig
 
+from ui import url_state
 from ui.jobs import job_manager
 
 
@@ -122,33 +123,34 @@ if ncsn_choices:
         sch = meta["schedule"]
         default_T = int(sch.get("steps_per_level", 5))
         with c2:
-            n = st.select_slider("Images", N_CHOICES, value=64, key="mnist_n")
+            n = url_state.select_slider("Images", N_CHOICES, 64, key="mnist_n")
         with c3:
-            T = st.number_input("Steps per level T", 1, 50, default_T, key="mnist_T",
-                                help="Langevin steps at each noise level. The step size ε below "
-                                     "follows the NCSNv2 rule for this T unless you set it.")
+            T = url_state.number_input("Steps per level T", 1, 50, default_T, key="mnist_T",
+                                       help="Langevin steps at each noise level. The step size ε "
+                                            "below follows the NCSNv2 rule for this T unless you set it.")
         gamma = float(sch["gamma"])
         rule_eps = rule_step_size(meta, int(T))
         c4, c5, c6 = st.columns([1, 1, 2])
         with c4:
-            eps_override = st.number_input(
-                "Step size ε (0 = rule)", min_value=0.0, max_value=1e-2, value=0.0, format="%.2e",
-                step=1e-6, key="mnist_eps",
+            eps_override = url_state.number_input(
+                "Step size ε (0 = rule)", 0.0, 1e-2, 0.0, 1e-6, format="%.2e", key="mnist_eps",
                 help="Paper form: α_i = ε σ_i²/σ_L². The NCSNv2 rule picks ε so that, after T "
                      "steps, the chain's variance matches the next level's.")
         with c5:
-            denoise = st.checkbox("Final denoising", value=True, key="mnist_denoise",
-                                  help="After the last level, x ← x + σ_L² s(x, σ_L) (Tweedie): "
-                                       "removes the last bit of noise.")
+            denoise = url_state.checkbox("Final denoising", True, key="mnist_denoise",
+                                         help="After the last level, x ← x + σ_L² s(x, σ_L) "
+                                              "(Tweedie's formula) removes the last bit of noise.")
         with c6:
-            sampler = st.radio("Sampler", ["annealed", "plain"], horizontal=True, key="mnist_sampler",
-                               format_func=lambda m: {"annealed": "annealed Langevin (NCSN)",
-                                                      "plain": "plain Langevin at σ_L"}[m],
-                               help="Plain Langevin runs all L·T steps at the smallest σ with the "
-                                    "same ε: the score is only trained near the data there.")
-            compare = st.checkbox("Compare with the single-σ baseline (same budget)",
-                                  value=bool(dsm_choices), disabled=not dsm_choices,
-                                  key="mnist_compare")
+            sampler = url_state.radio("Sampler", ["annealed", "plain"], "annealed", horizontal=True,
+                                      key="mnist_sampler",
+                                      format_func=lambda m: {"annealed": "annealed Langevin (NCSN)",
+                                                             "plain": "plain Langevin at σ_L"}[m],
+                                      help="Plain Langevin runs all L·T steps at the smallest σ with "
+                                           "the same ε: the score is only trained near the data there.")
+            compare = url_state.checkbox("Compare with the single-σ baseline (same budget)",
+                                         bool(dsm_choices), disabled=not dsm_choices,
+                                         key="mnist_compare")
+            url_state.copy_link()
         eps = float(eps_override) if eps_override > 0 else None
         st.caption(
             f"Schedule from the data (NCSNv2 rules): σ₁ = {sch['sigma_max']:.3g} (largest pairwise "
@@ -277,13 +279,13 @@ if submitted:
     else:
         try:
             train_cfg.validate()
+            argv = ["train", "mnist", *config_argv(train_cfg),
+                    "--device", str(st.session_state.get("device", "auto"))]
+            run_dir = get_jobs().submit(argv, name=f"mnist-{objective}",   # QueueFull when full
+                                        config={"objective": objective, "steps": int(steps)})
         except ValueError as err:
             st.error(str(err))
         else:
-            argv = ["train", "mnist", *config_argv(train_cfg),
-                    "--device", str(st.session_state.get("device", "auto"))]
-            run_dir = get_jobs().submit(argv, name=f"mnist-{objective}",
-                                        config={"objective": objective, "steps": int(steps)})
             st.success(f"Started {run_dir.name}.")
 
 
