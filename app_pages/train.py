@@ -152,10 +152,10 @@ if started:
                            seed=seed)
     try:
         config.validate()
+        run_dir = submit(config, name=objective)   # QueueFull (a ValueError) when the queue is full
     except ValueError as err:
         st.error(str(err))
     else:
-        run_dir = submit(config, name=objective)
         st.session_state["tr_selected"] = str(run_dir)
         st.success(f"Started {run_dir.name}.")
 
@@ -313,10 +313,14 @@ with tab_b:
     b_tau = b2.select_slider("Perturbation τ", [0.01, 0.05, 0.1, 0.2], value=0.1, key="tr_b_tau")
     if st.button("Run both", key="tr_manifold"):
         base = Train2DConfig(data="curve", objective="ssm", steps=int(b_steps), seed=seed)
-        for tau in (0.0, float(b_tau)):
-            submit(replace(base, perturb=tau), name=f"ssm-curve-tau{tau:g}", tag=MANIFOLD_TAG)
-        st.success("Started both runs (they appear under Runs above; the second waits for the first "
-                   "when only one can run at a time).")
+        try:
+            for tau in (0.0, float(b_tau)):
+                submit(replace(base, perturb=tau), name=f"ssm-curve-tau{tau:g}", tag=MANIFOLD_TAG)
+        except ValueError as err:   # QueueFull
+            st.error(str(err))
+        else:
+            st.success("Started both runs (they appear under Runs above; the second waits for the "
+                       "first when only one can run at a time).")
     pair = [r for r in train_runs() if r.config.get("config", {}).get("tag") == MANIFOLD_TAG][:2]
     if pair:
         curves = []
