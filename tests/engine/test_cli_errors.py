@@ -232,3 +232,12 @@ def test_a_good_small_model_still_loads(tmp_path):
     from engine.store.checkpoints import load_model
 
     assert load_model(tmp_path / "m")[0] is not None
+
+
+def test_the_server_binds_to_loopback_by_default():
+    import tomllib
+
+    from engine.paths import PROJECT_ROOT
+
+    config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"

@@ -154,3 +154,36 @@ def test_kill_9_at_a_random_moment_then_resume_keeps_each_step_once(tmp_path, wa
     assert read_run(run).state == "finished"
     with open(run / "metrics.jsonl") as f:
         assert all(json.loads(line) for line in f)   # no broken line left behind
+
+
+def test_pages_show_a_damaged_folder_as_one_row_and_go_on(tmp_path, monkeypatch):
+    """Train, MNIST and Langevin pages over a runs folder holding each kind of damage."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from engine.paths import PROJECT_ROOT
+
+    monkeypatch.setenv("SCORELAB_RUNS", str(tmp_path))
+    done = {"state": "finished", "step": 5, "total": 5}
+    _folder(tmp_path, "20260101-a", status={"state": "finished", "step": "abc"})
+    _folder(tmp_path, "20260101-b", config={"name": "x", "argv": ["train", "mnist"], "created": "yesterday"},
+            status=done)
+    _folder(tmp_path, "20260101-c", status=["a", "list"])
+    _folder(tmp_path, "20260101-d", config={"name": "d", "argv": ["train", "mnist"], "created": 2.0},
+            status=done, model={"model": {"kind": "mlp2d"}})
+    _folder(tmp_path, "20260101-e", status=done, model={"model": {"kind": "mlp2d"}, "task": "score2d",
+                                                          "target": {"data": "mixture", "weights": ["a", "b"]}})
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        for page, expect in (("app_pages/train.py", True), ("app_pages/mnist.py", True),
+                             ("app_pages/langevin.py", False)):
+            at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180).run()
+            at.switch_page(page).run()
+            assert not at.exception, (page, at.exception)
+            shown = " ".join(str(e.value) for kind in ("markdown", "caption", "text") for e in getattr(at, kind))
+            shown += " ".join(str(getattr(p, "text", "") or "") for p in at.get("progress"))
+            assert ("unreadable run:" in shown) == expect, page
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
