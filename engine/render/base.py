@@ -126,6 +126,14 @@ def square_axes(lo: float, hi: float, n_panels: int = 1, gap: float = 0.06) -> d
     return layout
 
 
+def log_axis(title: str | None = None) -> dict:
+    """A log axis labelled at whole decades only (1, 10, 100 …, no 2s and 5s), plain numbers."""
+    axis = dict(type="log", dtick=1, exponentformat="none")
+    if title:
+        axis["title"] = dict(text=title)
+    return axis
+
+
 def axis_suffix(i: int) -> str:
     """Plotly's axis names: panel 0 draws on x/y, panel i on x{i+1}/y{i+1}."""
     return "" if i == 0 else str(i + 1)

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.render.base import MARGIN
+from engine.render.base import MARGIN, log_axis
 from engine.render.mixing import arrow_segments
 
 OBJECTIVE_COLORS = {"esm": "#2ca02c", "ism": "#9467bd", "ssm": "#ff7f0e", "ssm-vr": "#d62728",
@@ -22,9 +22,9 @@ def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
     """Panels: learned field | exact field | error map ‖s_θ − ∇log p_σ‖ (log colour) with the
     density's contours, so the error's growth in low-density regions is visible."""
     has_exact = "exact" in cmp
-    titles = [f"Learned s_θ(x, σ={cmp['sigma']:.3g})"]
+    titles = [f"Learned score at σ = {cmp['sigma']:.3g}"]
     if has_exact:
-        titles += ["Exact ∇log p_σ", "Error ‖s_θ − ∇log p_σ‖ (log₁₀)"]
+        titles += ["Exact score, over log p_σ", "Error of the learned score (log₁₀)"]
     fig = make_subplots(1, len(titles), subplot_titles=titles, horizontal_spacing=0.06)
     xs, ys = cmp["xs"], cmp["ys"]
     lo, hi = float(xs[0]), float(xs[-1])
@@ -32,10 +32,14 @@ def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
     panels = [("learned", "#1f77b4")] + ([("exact", "#2ca02c")] if has_exact else [])
     for col, (key, color) in enumerate(panels, start=1):
         if "logp" in cmp:
-            fig.add_trace(go.Contour(x=xs, y=ys, z=cmp["logp"], showscale=False, ncontours=12,
+            # The exact panel carries the log p colour bar, horizontal under it.
+            bar = dict(showscale=True, colorbar=dict(orientation="h", x=0.5, xanchor="center", y=-0.12,
+                                                     len=0.3, thickness=10, title=dict(text="log p_σ", side="top")))
+            fig.add_trace(go.Contour(x=xs, y=ys, z=cmp["logp"], ncontours=12,
                                      colorscale="Greys", reversescale=True, opacity=0.35,
                                      contours=dict(coloring="fill", showlines=False),
-                                     hoverinfo="skip"), 1, col)
+                                     hoverinfo="skip", **(bar if key == "exact" else dict(showscale=False))),
+                          1, col)
         elif data_points is not None:
             pts = np.asarray(data_points)[:1500]
             fig.add_trace(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers",
@@ -49,7 +53,7 @@ def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
         fig.add_trace(go.Heatmap(x=xs, y=ys, z=err, colorscale="Magma",
                                  colorbar=dict(title=dict(text="log₁₀ error", side="right"),
                                                thickness=12, x=1.0),
-                                 hovertemplate="x=%{x:.2f}<br>y=%{y:.2f}<br>log₁₀ err=%{z:.2f}"
+                                 hovertemplate="x₁=%{x:.2f}<br>x₂=%{y:.2f}<br>log₁₀ err=%{z:.2f}"
                                                "<extra></extra>"), 1, 3)
         if "logp" in cmp:
             fig.add_trace(go.Contour(x=xs, y=ys, z=cmp["logp"], showscale=False, ncontours=8,
@@ -58,11 +62,11 @@ def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
     for i in range(1, len(titles) + 1):
         suffix = "" if i == 1 else str(i)
         fig.layout[f"xaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
-                                            constrain="domain")
+                                            constrain="domain", title=dict(text="x₁", standoff=2))
         fig.layout[f"yaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
                                             scaleanchor=f"x{suffix}", scaleratio=1,
-                                            constrain="domain")
-    fig.update_layout(height=height, showlegend=False, margin=MARGIN)
+                                            constrain="domain", title=dict(text="x₂", standoff=2))
+    fig.update_layout(height=height + 40, showlegend=False, margin=dict(MARGIN, b=60))
     return fig
 
 
@@ -82,7 +86,7 @@ def loss_figure(curves: list[dict], title: str = "Training loss", height: int = 
                                  line=dict(width=2, color=c.get("color") or
                                            OBJECTIVE_COLORS.get(c.get("objective", "")))))
     fig.update_layout(title=title, height=height, margin=MARGIN, xaxis_title="step",
-                      yaxis_title="loss", yaxis_type="log" if log_y else "linear",
+                      yaxis=log_axis("loss") if log_y else dict(title=dict(text="loss")),
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     return fig
 
@@ -94,15 +98,15 @@ def per_sigma_figure(per_sigma: dict, *, title: str, y_title: str | None = None,
     ys = [max(p[1], 1e-12) for p in pairs] if log_y else [p[1] for p in pairs]
     fig = go.Figure(go.Scatter(x=[p[0] for p in pairs], y=ys, mode=mode,
                                line=dict(color=OBJECTIVE_COLORS["ncsn"])))
-    fig.update_layout(title=title, height=height, margin=MARGIN, xaxis=dict(type="log", title="σ"),
-                      yaxis=dict(type="log" if log_y else "linear", title=y_title))
+    fig.update_layout(title=title, height=height, margin=MARGIN, xaxis=log_axis("noise level σ"),
+                      yaxis=log_axis(y_title) if log_y else dict(title=dict(text=y_title)))
     return fig
 
 
 def fisher_sigma_figure(per_sigma: dict, height: int = 260) -> go.Figure:
     """Fisher divergence under the perturbed data at each trained σ (log–log)."""
     return per_sigma_figure(per_sigma, title="Fisher divergence per σ (perturbed data)",
-                            y_title="½ E‖s_θ − ∇log p_σ‖²", height=height)
+                            y_title="Fisher divergence", height=height)
 
 
 def comparison_figure(rows: list[dict], height: int = 320) -> go.Figure:
@@ -116,7 +120,7 @@ def comparison_figure(rows: list[dict], height: int = 320) -> go.Figure:
         hovertemplate="%{x}<br>%{customdata[0]}<br>Fisher %{y:.3g}<br>"
                       "%{customdata[1]:.2g} s/step<extra></extra>"))
     fig.update_layout(title="Fisher divergence under the data (lower is better)", height=height,
-                      margin=MARGIN, yaxis=dict(type="log", title="½ E_p‖s_θ − ∇log p‖²"))
+                      margin=MARGIN, yaxis=log_axis("Fisher divergence"))
     return fig
 
 
@@ -129,7 +133,7 @@ def cost_figure(rows: list[dict], height: int = 340) -> go.Figure:
                                  name={"ism": "ISM (exact trace)", "ssm": "SSM", "dsm": "DSM"}.get(obj, obj),
                                  line=dict(width=2.5, color=OBJECTIVE_COLORS.get(obj))))
     fig.update_layout(title="Cost of one training step as the dimension grows", height=height,
-                      margin=MARGIN, xaxis=dict(type="log", title="data dimension d"),
-                      yaxis=dict(type="log", title="seconds per step"),
+                      margin=MARGIN, xaxis=log_axis("data dimension d"),
+                      yaxis=log_axis("seconds per step"),
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     return fig

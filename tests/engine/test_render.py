@@ -117,3 +117,41 @@ def test_weights_table_rows_bold_error_and_extra_columns():
                                   "|---|---:|---:|---:|---:|---:|",
                                   "| target | 0.800 | 0.200 | 0 | 0 | – |",
                                   "| run | 0.750 | 0.250 | **0.050** | 0.12 | 40 |"]
+
+
+def test_contour_lines_are_chained_and_lie_on_the_level_set():
+    """Iso-line of −(x² + y²) at −4 is the circle of radius 2; chaining the marching-squares
+    segments keeps each crossing point once (about a third of the NaN-separated segments)."""
+    g = np.linspace(-3, 3, 61)
+    xx, yy = np.meshgrid(g, g)
+    x, y = render.contour_lines(g, g, -(xx**2 + yy**2), [-4.0])
+    on = ~np.isnan(x)
+    np.testing.assert_allclose(np.hypot(x[on], y[on]), 2.0, atol=2e-3)
+    assert np.isnan(x).sum() <= 2            # one closed line (or two halves), not one per cell
+    cells = on.sum()
+    assert 80 < cells < 200                  # ~ one point per crossed cell (perimeter 4π / 0.1)
+
+
+def test_svg_path_draws_each_nan_separated_piece():
+    x = np.array([0, 1, np.nan, 2, 3], np.float32)
+    y = np.array([0, 1, np.nan, 2, 4], np.float32)
+    assert render.svg_path(x, y) == "M0.00,0.00L1.00,1.00M2.00,2.00L3.00,4.00"
+
+
+def test_field_figure_arrows_are_one_path_shape_and_axes_are_x1_x2():
+    g = np.linspace(-2, 2, 5)
+    pts = np.array([[0.0, 0.0], [1.0, 1.0]])
+    spec = render.field_figure(g, g, np.zeros((5, 5)), pts, pts, title="t", z_title="log p").spec
+    assert [s["type"] for s in spec["layout"]["shapes"]] == ["path"]
+    assert spec["layout"]["shapes"][0]["path"].count("M") == 4   # shaft + head per arrow
+    assert spec["layout"]["xaxis"]["title"]["text"] == "x₁" and spec["layout"]["yaxis"]["title"]["text"] == "x₂"
+    go.Figure(spec)  # valid for Plotly
+
+
+def test_log_axes_label_whole_decades():
+    from engine.render.base import log_axis
+    from engine.render.train import per_sigma_figure
+
+    assert log_axis("σ") == {"type": "log", "dtick": 1, "exponentformat": "none", "title": {"text": "σ"}}
+    fig = per_sigma_figure({0.1: 1.0, 10.0: 0.01}, title="t", y_title="Fisher divergence")
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.yaxis.title.text == "Fisher divergence"

@@ -182,7 +182,7 @@ def test_a_run_on_non_gaussian_data_and_seed_experiment_a(runs_root):
     assert not at.error, [e.value for e in at.error]
     specs = plotly_specs(at)
     fields = next(f for f in specs if f["layout"].get("annotations"))
-    assert [a["text"] for a in fields["layout"]["annotations"]] == ["Learned s_θ(x, σ=0.2)"]
+    assert [a["text"] for a in fields["layout"]["annotations"]] == ["Learned score at σ = 0.2"]
     assert any("No exact score" in c.value for c in at.caption)
     # Seed experiment (a): seconds per step against dimension, one line per objective.
     at.multiselect(key="tr_dims").set_value([2, 8])

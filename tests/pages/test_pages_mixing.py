@@ -196,3 +196,22 @@ def test_no_pages_folder_so_streamlit_never_runs_a_page_without_app_py():
         assert PagesManager.uses_pages_directory is False
     finally:
         PagesManager.uses_pages_directory = before
+
+
+def test_controls_come_from_the_url_and_bad_values_fall_back_with_one_line(app_test):
+    """ui/url_state: a link's values set the sliders in a fresh session; a value that does not
+    parse or is out of range gives the default and one toast; moving a slider writes the URL."""
+    at = app_test
+    at.query_params["lv_w"] = "0.6"
+    at.query_params["lv_n"] = "500"
+    at.query_params["lv_steps"] = "9999"        # out of range
+    at.query_params["lv_eps"] = "banana"        # does not parse
+    at.run()
+    at.switch_page("app_pages/langevin.py").run()
+    assert not at.exception
+    assert at.slider(key="lv_w").value == 0.6 and at.select_slider(key="lv_n").value == 500
+    assert at.slider(key="lv_steps").value == 100 and at.select_slider(key="lv_eps").value == 0.1
+    assert len(at.toast) == 2 and all("not a valid setting" in t.value for t in at.toast)
+    np.testing.assert_allclose(bar_values(charts(at)[-1])["Target"], [0.6, 0.4])
+    at.slider(key="lv_a").set_value(3.0).run()
+    assert at.query_params["lv_a"] == ["3"] or at.query_params["lv_a"] == "3"
