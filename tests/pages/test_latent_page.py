@@ -67,7 +67,8 @@ def test_shipped_encoders_side_by_side_with_bounds_and_downloads(app):
     assert zips and len(zipfile.ZipFile(io.BytesIO(zips[0])).namelist()) == 16
     table = "\n".join(m.value for m in at.markdown)
     assert "log p(x) ≥ (nats)" in table
-    assert len(at.get("plotly_chart")) >= 3              # two ELBO-term figures and the latent map
+    charts = [c.key for c in at.get("plotly_chart")]
+    assert {"terms_left", "terms_right", "vae_map"} <= set(charts)   # ELBO terms and the latent map
 
 
 def test_latent_map_for_another_digit(app):
@@ -97,4 +98,12 @@ def test_training_form_starts_a_background_run(app):
     assert not at.exception, at.exception
     watched = at.selectbox(key="vae_watch")
     assert "vae-gaussian-2" in watched.value and "finished" in watched.value
-    assert len(at.get("plotly_chart")) >= 4               # the run's ELBO terms too
+    assert "vae_run_terms" in [c.key for c in at.get("plotly_chart")]   # the run's ELBO terms
+    # The finished run can be compared too; its bound is estimated on demand (K = 100, 200 digits).
+    left = at.selectbox(key="vae_model_left")
+    run_label = next(o for o in left.options if o.startswith("run "))
+    left.set_value(run_label).run()
+    assert not at.exception, at.exception
+    at.button(key="bound_left").click().run()
+    assert not at.exception, at.exception
+    assert len(at.metric) == 2 and all("nats" in m.value for m in at.metric)
