@@ -28,19 +28,28 @@ def total_variation(p, q) -> float:
 def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, n_projections: int = 128,
                        seed: int = 0) -> float:
     """SW₂ between two point clouds: mean over random directions v of W₂(vᵀx, vᵀy), where the 1-D
-    W₂ compares sorted projections (quantiles, so the sets may differ in size)."""
+    W₂ compares quantiles of the projections (so the sets may differ in size)."""
     g = torch.Generator().manual_seed(seed)
     x = x.double()
     y = y.double()
     v = torch.randn(x.shape[1], n_projections, generator=g, dtype=torch.float64)
     v = v / v.norm(dim=0, keepdim=True)
-    px, _ = torch.sort(x @ v, dim=0)
-    py, _ = torch.sort(y @ v, dim=0)
-    m = min(len(px), len(py), 1000)
+    m = min(len(x), len(y), 1000)
     q = (torch.arange(m, dtype=torch.float64) + 0.5) / m
-    qx = torch.quantile(px, q, dim=0)
-    qy = torch.quantile(py, q, dim=0)
+    qx = _quantiles(v.T @ x.T, q)
+    qy = _quantiles(v.T @ y.T, q)
     return float(((qx - qy) ** 2).mean().sqrt())
+
+
+def _quantiles(rows: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Quantiles q of each row with linear interpolation (torch.quantile's rule), from one sort
+    along the contiguous axis."""
+    ordered, _ = torch.sort(rows, dim=1)
+    pos = q * (ordered.shape[1] - 1)
+    lo = pos.floor().long()
+    hi = pos.ceil().long()
+    frac = pos - lo
+    return ordered[:, lo] + frac * (ordered[:, hi] - ordered[:, lo])
 
 
 def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
