@@ -59,8 +59,12 @@ if not models:
     st.info("No VAE checkpoints yet: train one below.")
 else:
     labels = list(models)
-    left = next((i for i, lb in enumerate(labels) if "implicit" in lb.lower()), 0)
-    right = next((i for i, lb in enumerate(labels) if "gaussian" in lb.lower()), min(1, len(labels) - 1))
+    def first(word: str, fallback: int) -> int:
+        """The first label naming `word`, a latent-8 one if there is (the README's comparison)."""
+        hits = [i for i, lb in enumerate(labels) if word in lb.lower()]
+        return next((i for i in hits if "latent 8" in labels[i]), hits[0] if hits else fallback)
+
+    left, right = first("implicit", 0), first("gaussian", min(1, len(labels) - 1))
     cols = st.columns(2)
     rows = []
     for col, default, side in zip(cols, (left, right), ("left", "right")):
@@ -109,7 +113,8 @@ else:
 
 # -- posterior map ---------------------------------------------------------------------------------
 st.subheader("One digit's posterior and its score (latent size 2)")
-flat = [lb for lb in models if (v := view_of(models[lb])) is not None and v.summary["latent"] == 2]
+flat = sorted((lb for lb in models if (v := view_of(models[lb])) is not None and v.summary["latent"] == 2),
+              key=lambda lb: "implicit" not in lb.lower())     # the learned score first
 if not flat:
     st.info("No model with a 2-dimensional latent space yet (train one with latent 2).")
 else:

@@ -24,9 +24,9 @@ def elbo_terms_figure(history: list[dict], title: str = "ELBO terms on test digi
     for key, (name, color) in TERM_STYLE.items():
         fig.add_trace(go.Scatter(x=steps, y=[r.get(key) for r in history], name=name, mode="lines",
                                  line=dict(color=color)), 1, 2 if key == "elbo" else 1)
-    fig.update_layout(title=title, height=height, margin=dict(MARGIN, t=60),
-                      legend=dict(orientation="h", y=-0.25))
-    fig.update_xaxes(title_text="step")
+    fig.update_layout(title=dict(text=title, y=0.98, yanchor="top"), height=height,
+                      margin=dict(MARGIN, t=70, b=10), legend=dict(orientation="h", y=-0.15))
+    fig.update_xaxes(hoverformat=",d")
     return fig
 
 
