@@ -11,7 +11,7 @@ from engine.store.checkpoints import CheckpointError
 from engine.store.registry import modified, runs_started_with, vae_models
 from engine.vae.training import VAEConfig, cli_argv
 from engine.vae.views import digit_map, quick_bound, term_history, vae_view
-from ui.jobs import job_manager
+from ui.jobs import job_manager, start_job
 
 st.title("Latent scores: a VAE with an implicit encoder")
 st.markdown(
@@ -146,14 +146,7 @@ with st.form("vae_train"):
 if submitted:
     config = VAEConfig(encoder=encoder, latent=int(latent), steps=int(steps),
                        max_minutes=float(minutes) or None, seed=seed)
-    try:
-        config.validate()
-    except ValueError as err:
-        st.error(str(err))
-    else:
-        run_dir = job_manager().submit(cli_argv(config), name=f"vae-{encoder}-{latent}",
-                                       config=config.to_dict())
-        st.success(f"Started {run_dir.name}.")
+    start_job(config, cli_argv(config), name=f"vae-{encoder}-{latent}")
 
 
 @st.fragment(run_every=3)

@@ -21,7 +21,7 @@ from engine.training.flags import config_argv
 from engine.training.images import ImageTrainConfig
 
 from ui import url_state
-from ui.jobs import job_manager
+from ui.jobs import job_manager, start_job
 
 
 N_CHOICES = [4, 16, 36, 64, 100]
@@ -277,16 +277,10 @@ if submitted:
     elif gamma_in and gamma_in <= 1:
         st.error("The ratio γ must be larger than 1.")
     else:
-        try:
-            train_cfg.validate()
-            argv = ["train", "mnist", *config_argv(train_cfg),
-                    "--device", str(st.session_state.get("device", "auto"))]
-            run_dir = get_jobs().submit(argv, name=f"mnist-{objective}",   # QueueFull when full
-                                        config={"objective": objective, "steps": int(steps)})
-        except ValueError as err:
-            st.error(str(err))
-        else:
-            st.success(f"Started {run_dir.name}.")
+        argv = ["train", "mnist", *config_argv(train_cfg),
+                "--device", str(st.session_state.get("device", "auto"))]
+        start_job(train_cfg, argv, name=f"mnist-{objective}",
+                  record={"objective": objective, "steps": int(steps)})
 
 
 @st.fragment(run_every=3)

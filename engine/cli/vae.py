@@ -85,7 +85,7 @@ def run(args) -> int:
 
 
 def _train(args) -> int:
-    from engine.store.runs import RunWriter
+    from engine.store.runs import RunWriter, mark_failed
     from engine.training.toy2d import print_progress
     from engine.vae.training import cli_argv, train, write_run_config
 
@@ -93,7 +93,7 @@ def _train(args) -> int:
         config = config_from_args(VAEConfig, args)
         config.validate()
     except ValueError as err:
-        RunWriter(args.out, handle_sigterm=False).status("failed", step=0, message=str(err))
+        mark_failed(args.out, str(err))   # the run folder (when the app queued us) says why
         raise
     writer = RunWriter(args.out, total=config.steps)
     writer.status("running", step=0, total=config.steps, message="Starting.")

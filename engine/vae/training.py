@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from engine.store.checkpoints import atomic_write_json
-from engine.training.flags import config_argv, option
+from engine.training.flags import check_fields, config_argv, option
 from engine.training.loop import LoopConfig, LoopResult, Progress, Task, resume_point, train_loop
 from engine.vae.data import binarize, intensities, test_digits
 from engine.vae.evaluate import elbo_summary
@@ -38,31 +38,29 @@ class VAEConfig:
     """Every field is a `python -m engine vae train` flag (engine.training.flags)."""
     encoder: str = option("implicit", "implicit z = g(x, ε) with a learned score, or Gaussian",
                           choices=ENCODERS)
-    latent: int = option(8, "latent size")
-    hidden: int = option(256, "hidden width of the encoder and decoder MLPs")
-    noise_dim: int = option(8, "implicit encoder: size of the noise ε", flag="--noise")
-    score_hidden: int = option(256, "implicit encoder: hidden width of the score net s(z, x)")
+    latent: int = option(8, "latent size", low=1, high=256, label="latent size")
+    hidden: int = option(256, "hidden width of the encoder and decoder MLPs", low=1, high=4096)
+    noise_dim: int = option(8, "implicit encoder: size of the noise ε", flag="--noise", low=1, high=1024)
+    score_hidden: int = option(256, "implicit encoder: hidden width of the score net s(z, x)",
+                               low=1, high=4096)
     score_objective: str = option("ssm-vr", "score net objective", choices=SCORE_OBJECTIVES)
-    projections: int = option(1, "SSM projections per sample")
-    particles: int = option(1, "implicit encoder: encoder samples per digit in the score net's SSM term")
-    steps: int = 5000
-    batch: int = 128
-    lr: float = 1e-3
-    max_minutes: float | None = option(None, "wall-clock budget in minutes (stops early)")
-    eval_every: int = option(250, "ELBO terms on the test digits every N steps")
-    eval_digits: int = option(256, "test digits for the live ELBO terms")
-    log_every: int = option(50, "a loss record every N steps")
-    checkpoint_every: int = 1000
-    seed: int = 0
+    projections: int = option(1, "SSM projections per sample", low=1, high=64)
+    particles: int = option(1, "implicit encoder: encoder samples per digit in the score net's SSM term",
+                            low=1, high=64)
+    steps: int = option(5000, low=1, high=1_000_000, label="number of steps")
+    batch: int = option(128, low=1, high=8192, label="batch size")
+    lr: float = option(1e-3, low=0, high=1, low_open=True, label="learning rate")
+    max_minutes: float | None = option(None, "wall-clock budget in minutes (stops early)",
+                                       low=0, low_open=True)
+    eval_every: int = option(250, "ELBO terms on the test digits every N steps", low=1, high=1_000_000)
+    eval_digits: int = option(256, "test digits for the live ELBO terms", low=1, high=10_000)
+    log_every: int = option(50, "a loss record every N steps", low=1, high=1_000_000)
+    checkpoint_every: int = option(1000, "a checkpoint every N steps", low=1, high=1_000_000)
+    seed: int = option(0, low=0, high=2**31 - 1, label="seed")
 
     def validate(self) -> None:
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"Unknown encoder {self.encoder!r}; choose implicit or gaussian.")
-        if self.score_objective not in SCORE_OBJECTIVES:
-            raise ValueError(f"Unknown score objective {self.score_objective!r}; choose ssm-vr or ssm.")
-        if min(self.latent, self.hidden, self.noise_dim, self.score_hidden, self.batch,
-               self.projections, self.particles, self.eval_every, self.eval_digits) < 1:
-            raise ValueError("Sizes, batch, projections and intervals must be at least 1.")
+        """One sentence naming the flag for any value out of range (engine.training.flags)."""
+        check_fields(self)
         self.loop_config().validate()
 
     def loop_config(self) -> LoopConfig:

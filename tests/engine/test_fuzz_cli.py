@@ -178,8 +178,7 @@ def _refused(case, value, workdir, name_flag=True):
     code, out, err, seconds = run_in_process(argv)
     # A value outside a range stated in --help is refused by a sentence that names the flag.
     assert_one_line_refusal(argv, code, out, err, seconds, flag if name_flag else None)
-    if prefix[0] != "vae":   # (vae train makes its run folder before checking its flags)
-        assert not (workdir / "never-created").exists(), argv
+    assert not (workdir / "never-created").exists(), argv
     shutil.rmtree(workdir / "never-created", ignore_errors=True)
 
 

@@ -19,33 +19,14 @@ pytestmark = pytest.mark.skipif(len(shipped("vae_mnist")) < 2,
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch):
-    import streamlit as st
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("SCORELAB_RUNS", str(tmp_path / "runs"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    stored = []  # (bytes, mimetype, filename) of every media file the page hands to Streamlit
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def spy(self, path_or_data, mimetype, kind, filename=None):
-        if isinstance(path_or_data, bytes):
-            stored.append((path_or_data, mimetype, filename))
-        return original(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
-    at.run()
-    at.switch_page("app_pages/latent.py").run()
+def app(open_page, tmp_path):
+    at, stored = open_page("app_pages/latent.py")
     yield at, stored, tmp_path / "runs"
     from engine.store.jobs import JobManager
     jobs = JobManager(tmp_path / "runs")
     for info in jobs.runs():
         if info.state in ("queued", "starting", "running"):
             jobs.cancel(info.dir)
-    st.cache_resource.clear()
 
 
 def test_shipped_encoders_side_by_side_with_bounds_and_downloads(app):

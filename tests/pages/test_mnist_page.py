@@ -16,28 +16,8 @@ pytestmark = pytest.mark.skipif(not shipped("ncsn_unet"),
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch):
-    import streamlit as st
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("SCORELAB_RUNS", str(tmp_path / "runs"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    stored = []  # (bytes, mimetype, filename) of every media file the page hands to Streamlit
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def spy(self, path_or_data, mimetype, kind, filename=None):
-        if isinstance(path_or_data, bytes):
-            stored.append((path_or_data, mimetype, filename))
-        return original(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
-    at.run()
-    at.switch_page("app_pages/mnist.py").run()
-    yield at, stored
-    st.cache_resource.clear()
+def app(open_page):
+    return open_page("app_pages/mnist.py")
 
 
 def _png(data: bytes) -> np.ndarray:
