@@ -3,6 +3,7 @@ and the Fisher divergence between a learned and the exact score."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from engine.targets import GaussianMixture
@@ -43,8 +44,8 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, n_projections: int = 12
 
 def _quantiles(rows: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Quantiles q of each row with linear interpolation (torch.quantile's rule), from one sort
-    along the contiguous axis."""
-    ordered, _ = torch.sort(rows, dim=1)
+    along the contiguous axis (NumPy's: ~10x faster than torch.sort for many short CPU rows)."""
+    ordered = torch.from_numpy(np.sort(rows.detach().cpu().numpy(), axis=1))
     pos = q * (ordered.shape[1] - 1)
     lo = pos.floor().long()
     hi = pos.ceil().long()
