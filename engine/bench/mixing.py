@@ -55,8 +55,9 @@ def _throughput(particles: int, steps: int, repeats: int) -> dict:
     import torch
 
     from engine.samplers import mixture_kernel
+    from engine.device import small_tensor_threads
     from engine.samplers.langevin import (init_particles, langevin_dynamics, mixture_langevin_chains,
-                                          plain_schedule, small_tensor_threads)
+                                          plain_schedule)
     from engine.targets import seeds_mixture
 
     mixture = seeds_mixture()

@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-import torch
-
+from engine.device import one_thread
 from engine.lab.mixing import MixConfig, MixResult, run_mix, run_mixes, schedule_for
 from engine.samplers.langevin import SamplerDiverged
 from engine.models.score import load_score
@@ -60,16 +59,11 @@ def sample_exact(configs: tuple[MixConfig, ...]) -> list[dict]:
 def sample_learned(config: MixConfig) -> dict:
     """`config` sampled with the score of its checkpoint (a trained 2D score run) instead of the
     exact one: arrays, or {"error": …}."""
-    threads = torch.get_num_threads()
-    # A 2→128→128→2 MLP on 1000 points: one thread is fastest, and several threads on a busy
-    # 2-core machine were measured 10–25× slower.
-    torch.set_num_threads(1)
     try:
-        return as_arrays(run_mix(config, score_fn=load_score(config.checkpoint).score_fn))
+        with one_thread():   # a 2→128→128→2 MLP on 1000 points: one thread is fastest
+            return as_arrays(run_mix(config, score_fn=load_score(config.checkpoint).score_fn))
     except (CheckpointError, SamplerDiverged, ValueError) as err:
         return {"error": str(err)}
-    finally:
-        torch.set_num_threads(threads)
 
 
 def trained_target(config: MixConfig) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.samplers.langevin import small_tensor_threads
+from engine.device import small_tensor_threads
 from engine.targets import GaussianMixture
 
 

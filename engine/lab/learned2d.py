@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from engine.device import one_thread
 from engine.lab.grids import field_comparison
 from engine.samplers.schedules import largest_pairwise_distance
 from engine.models.score import load_score
@@ -63,9 +64,5 @@ def comparison_rows(runs) -> list[dict]:
 def cost_per_step(dims: tuple, steps: int) -> list[dict]:
     """Seed experiment (a): seconds per training step of ISM, SSM and DSM at each dimension, on
     one thread (what a user's laptop core sees; comparable between runs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return time_objectives(dims=dims, steps=steps)
-    finally:
-        torch.set_num_threads(before)

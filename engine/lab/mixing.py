@@ -10,9 +10,10 @@ import torch
 
 from engine import metrics
 from engine.samplers.schedules import ScheduleError
+from engine.device import small_tensor_threads
 from engine.samplers.langevin import (FrameRecorder, SampleResult, SamplerDiverged,
                                       annealed_schedule, init_particles, langevin_dynamics,
-                                      mixture_langevin_chains, plain_schedule, small_tensor_threads)
+                                      mixture_langevin_chains, plain_schedule)
 from engine.targets import GaussianMixture
 from engine.training.flags import check_fields, option
 

@@ -9,7 +9,6 @@ gives real test digits' own FD at that N).
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from scipy import linalg

@@ -15,7 +15,6 @@ uses it too.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -60,28 +59,6 @@ def annealed_schedule(eps: float, steps_per_level: int, sigma_max: float, sigma_
     """Annealed Langevin: geometric σ_i and α_i = ε·σ_i²/σ_L²."""
     sigmas = geometric_sigmas(sigma_max, sigma_min, levels)
     return LangevinSchedule(sigmas, annealed_step_sizes(eps, sigmas), int(steps_per_level), **kw)
-
-
-SMALL_WORK = 1 << 15  # tensors up to this many elements run fastest on one intra-op thread
-
-
-@contextmanager
-def small_tensor_threads(numel: int):
-    """Run a loop of ops on tiny tensors with one torch intra-op thread, then restore.
-
-    For a few thousand elements per op, a second thread costs more than it saves, and on a busy
-    machine its spin-waiting costs milliseconds per op (softmax went from 10 µs to 7 ms here).
-    Larger work keeps the configured thread count.
-    """
-    previous = torch.get_num_threads()
-    if numel > SMALL_WORK or previous == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @dataclass

@@ -97,10 +97,10 @@ def test_masked_digit_greys_the_hidden_half():
 
 def test_learned_field_of_a_run_has_the_error_map(tmp_path):
     from engine.lab.learned2d import comparison_rows, learned_field, sigma_rule
-    from engine.samplers.langevin import small_tensor_threads
+    from engine.device import one_thread
     from engine.training.toy2d import Train2DConfig, train
 
-    with small_tensor_threads(1):  # one torch thread: a tiny MLP on a shared machine
+    with one_thread():  # one torch thread: a tiny MLP on a shared machine
         train(Train2DConfig(objective="dsm", steps=30, eval_every=0), tmp_path / "run")
     cmp = learned_field(str(tmp_path / "run" / "model"), 1.0)
     assert {"learned", "exact", "err", "logp"} <= set(cmp) and cmp["err"].shape == (70, 70)

@@ -1,6 +1,5 @@
 """Langevin samplers with exact scores against closed forms and the seeds' experiment."""
 
-import math
 
 import pytest
 import torch

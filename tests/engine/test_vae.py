@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from engine.samplers.langevin import small_tensor_threads
+from engine.device import one_thread
 from engine.vae.check import entropy_gradient_check
 from engine.vae.evaluate import importance_bound, latent_map
 from engine.vae.models import LatentVAE
@@ -18,7 +18,7 @@ from engine.vae.objective import (bernoulli_log_likelihood, elbo_terms, entropy_
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    with small_tensor_threads(1):  # small MLPs on a shared machine
+    with one_thread():  # small MLPs on a shared machine
         yield
 
 

@@ -11,7 +11,6 @@ import zipfile
 import pytest
 from PIL import Image
 
-from engine.paths import PROJECT_ROOT
 from engine.store.registry import shipped
 
 pytestmark = pytest.mark.skipif(len(shipped("vae_mnist")) < 2,

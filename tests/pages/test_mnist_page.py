@@ -2,13 +2,11 @@
 a small grid shows it with downloads whose bytes decode."""
 
 import io
-import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from engine.paths import PROJECT_ROOT
 from engine.store.registry import shipped
 
 pytestmark = pytest.mark.skipif(not shipped("ncsn_unet"),
