@@ -81,6 +81,22 @@ def wait_idle(page, timeout_ms: int = 90_000, settle_ms: int = 1000) -> None:
     raise TimeoutError(f"the app was still running after {timeout_ms / 1000:.0f} s")
 
 
+def open_with_images(page, url: str) -> None:
+    """Open a page that shows images (grids, reconstructions) and wait until it is idle and the
+    first image is drawn."""
+    page.goto(url)
+    wait_idle(page, timeout_ms=120_000)
+    page.wait_for_selector("[data-testid='stImage'] img", timeout=60_000)
+
+
+def download(page, button, path: Path) -> bytes:
+    """Click a download button and return the downloaded file's bytes (saved at `path`)."""
+    with page.expect_download(timeout=30_000) as info:
+        button.click()
+    info.value.save_as(path)
+    return path.read_bytes()
+
+
 @pytest.fixture(scope="session")
 def streamlit_server(tmp_path_factory):
     """URL of a running Score Lab server (run folders in a temporary directory)."""

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from engine.store.registry import shipped
-from tests.browser.server import wait_idle
+from tests.browser.server import download, open_with_images
 
 pytestmark = pytest.mark.skipif(not shipped("ncsn_unet"),
                                 reason="the shipped MNIST checkpoints are missing")
@@ -14,13 +14,7 @@ pytestmark = pytest.mark.skipif(not shipped("ncsn_unet"),
 
 def test_download_grid_png_in_a_browser(streamlit_server, browser_page, tmp_path):
     page = browser_page
-    page.goto(f"{streamlit_server}/mnist")
-    wait_idle(page, timeout_ms=120_000)
-    page.wait_for_selector("[data-testid='stImage'] img", timeout=60_000)
+    open_with_images(page, f"{streamlit_server}/mnist")
     button = page.get_by_role("button", name="Download this example grid (PNG)")
-    with page.expect_download(timeout=30_000) as info:
-        button.click()
-    path = tmp_path / "grid.png"
-    info.value.save_as(path)
-    img = Image.open(io.BytesIO(path.read_bytes()))
+    img = Image.open(io.BytesIO(download(page, button, tmp_path / "grid.png")))
     assert img.format == "PNG" and img.size == (8 * 30 + 2, 8 * 30 + 2)
