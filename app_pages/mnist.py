@@ -69,7 +69,7 @@ def run_sampler(ckpt_path: str, cfg: SampleConfig, label: str) -> dict:
         return {"error": str(err)}
     bar = st.progress(0.0, text=f"{label}: sampling…")
 
-    def progress(done, total):
+    def progress(done, total, images=None):
         bar.progress(min(done / max(total, 1), 1.0), text=f"{label}: level {done} of {total}")
 
     try:

@@ -96,7 +96,8 @@ def build_schedule(meta: dict, cfg: SampleConfig) -> tuple[LangevinSchedule, dic
 
 def sample_images(model: torch.nn.Module, meta: dict, cfg: SampleConfig, device="cpu",
                   progress=None) -> ImageSamples:
-    """Run the sampler; `progress(done_levels, total_levels)` is called after each level."""
+    """Run the sampler; `progress(done, total, images)` is called after each noise level with the
+    current images ((N, 28, 28) float32 in [0, 1], for a live grid)."""
     cfg.validate()
     schedule, info = build_schedule(meta, cfg)
     g = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
@@ -108,7 +109,7 @@ def sample_images(model: torch.nn.Module, meta: dict, cfg: SampleConfig, device=
     def callback(info):
         recorder(info)
         if progress is not None and info["step"] and info["step"] % T == 0 and not info.get("final"):
-            progress(info["step"] // T, L)
+            progress(info["step"] // T, L, _as_images(info["x"]))
 
     t0, c0 = time.perf_counter(), time.process_time()
     result = langevin_dynamics(score_fn_of(model, meta), x0.to(device), schedule,
@@ -126,6 +127,10 @@ def sample_images(model: torch.nn.Module, meta: dict, cfg: SampleConfig, device=
                         frames=np.clip(frames[keep], 0, 1).astype(np.float32),
                         frame_levels=[levels[i] for i in keep], frame_sigmas=sig,
                         seconds=seconds, nfe=result.nfe, schedule=info, cpu_seconds=cpu_seconds)
+
+
+def _as_images(x: torch.Tensor) -> np.ndarray:
+    return np.clip(x.detach().cpu().numpy()[:, 0], 0, 1).astype(np.float32)
 
 
 def _spread(total: int, k: int) -> list[int]:
