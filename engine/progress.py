@@ -1,0 +1,146 @@
+"""Progress of long work on the command line: one reporter for every CLI command (no Streamlit).
+
+Progress goes to **stderr** (stdout stays free for the JSON or the result line a command prints).
+On a terminal it is a tqdm bar with rate and ETA; in a log file or a pipe it is a plain line at the
+first update, then whenever `every_seconds` have passed or the work crosses another multiple of
+`every_percent`, and at the end:
+
+    sample: level 40/95 (42%), 3.1 s elapsed, ETA 4.2 s
+    train: step 300/6000 (5%), 1 min 02 s elapsed, ETA 19 min 40 s, loss 0.0412
+
+API
+    announce(text, stream=None)
+        one line for a phase before it starts: "preview grid at step 500: sampling 16 images…";
+        on a terminal it is printed above a running bar without breaking it.
+    Reporter(label, total, unit="step", stream=None, every_seconds=5, every_percent=10, tty=None)
+        .update(done, eta=None, **fields)   `done` of `total` finished (an absolute count, not an
+                                            increment); `fields` (e.g. loss=0.04) are shown after
+                                            it; `eta` (seconds) replaces the rate estimate, e.g.
+                                            when a time budget ends the work sooner
+        .callback()                         a function f(done, total, *rest) → update(done): what
+                                            engine callbacks such as sample_images' progress take
+        .close()                            ends the bar (also `with Reporter(...) as r:`)
+    eta_seconds(done, total, elapsed)       the rate estimate elapsed·(total − done)/done (None
+                                            before the first unit is done)
+    format_seconds(s)                       '3.1 s', '4 min 05 s', '1 h 02 min'
+    progress_line(label, unit, done, total, elapsed, eta, fields)   the plain line above
+
+`tty` (default: stream.isatty()) picks the bar or the plain lines; tests pass tty=False and a
+`clock` to check the lines and the arithmetic.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def eta_seconds(done: float, total: float, elapsed: float) -> float | None:
+    """Time left at the mean rate so far: elapsed · (total − done) / done."""
+    if done <= 0 or total <= 0:
+        return None
+    return max(0.0, elapsed * (total - done) / done)
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    seconds = int(round(seconds))
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _value(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def progress_line(label: str, unit: str, done: int, total: int, elapsed: float, eta: float | None,
+                  fields: dict | None = None) -> str:
+    """'sample: level 40/95 (42%), 3.1 s elapsed, ETA 4.2 s[, name value …]'."""
+    pct = int(100 * done / total) if total else 100
+    parts = [f"{label}: {unit + ' ' if unit else ''}{done}/{total} ({pct}%)",
+             f"{format_seconds(elapsed)} elapsed"]
+    if done < total and eta is not None:
+        parts.append(f"ETA {format_seconds(eta)}")
+    parts += [f"{k.replace('_', ' ')} {_value(v)}" for k, v in (fields or {}).items() if v is not None]
+    return ", ".join(parts)
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def announce(text: str, stream=None) -> None:
+    """One line for a phase that is about to start (above a running bar on a terminal)."""
+    stream = stream or sys.stderr
+    if _is_tty(stream):
+        from tqdm import tqdm
+        tqdm.write(text, file=stream)
+    else:
+        stream.write(text + "\n")
+        stream.flush()
+
+
+class Reporter:
+    """A progress bar (terminal) or periodic plain lines (otherwise) for `total` units of work."""
+
+    def __init__(self, label: str, total: int, unit: str = "step", stream=None,
+                 every_seconds: float = 5.0, every_percent: float = 10.0, tty: bool | None = None,
+                 clock=time.perf_counter):
+        self.label, self.total, self.unit = label, max(int(total), 0), unit
+        self.stream = stream or sys.stderr
+        self.tty = _is_tty(self.stream) if tty is None else tty
+        self.every_seconds, self.every_percent = every_seconds, every_percent
+        self.clock = clock
+        self.start = clock()
+        self.done = 0
+        self.last_line: tuple[float, float] | None = None   # (time, percent) of the last plain line
+        self.bar = None
+        if self.tty:
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.total, desc=label, unit=unit, file=self.stream,
+                            dynamic_ncols=True, leave=True)
+
+    def update(self, done: int, eta: float | None = None, **fields) -> None:
+        done = min(int(done), self.total) if self.total else int(done)
+        self.done = done
+        elapsed = self.clock() - self.start
+        if eta is None:
+            eta = eta_seconds(done, self.total, elapsed)
+        if self.bar is not None:
+            self.bar.n = done
+            shown = {k.replace("_", " "): _value(v) for k, v in fields.items() if v is not None}
+            rate_eta = eta_seconds(done, self.total, elapsed)
+            if eta is not None and (rate_eta is None or eta < rate_eta - 0.5):
+                shown["stops in"] = format_seconds(eta)    # a time budget ends it sooner
+            self.bar.set_postfix(shown, refresh=False)
+            self.bar.refresh()
+            return
+        percent = 100.0 * done / self.total if self.total else 100.0
+        due = (self.last_line is None or (done >= self.total and self.last_line[1] < 100)
+               or elapsed - self.last_line[0] >= self.every_seconds
+               or percent // self.every_percent > self.last_line[1] // self.every_percent)
+        if due:
+            self.last_line = (elapsed, percent)
+            self.stream.write(progress_line(self.label, self.unit, done, self.total, elapsed, eta,
+                                            fields) + "\n")
+            self.stream.flush()
+
+    def callback(self):
+        """f(done, total, *rest) → self.update(done): for engine progress callbacks."""
+        return lambda done, *rest, **kw: self.update(done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> "Reporter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
