@@ -12,18 +12,27 @@ API
     announce(text, stream=None)
         one line for a phase before it starts: "preview grid at step 500: sampling 16 images…";
         on a terminal it is printed above a running bar without breaking it.
-    Reporter(label, total, unit="step", stream=None, every_seconds=5, every_percent=10, tty=None)
-        .update(done, eta=None, **fields)   `done` of `total` finished (an absolute count, not an
-                                            increment); `fields` (e.g. loss=0.04) are shown after
-                                            it; `eta` (seconds) replaces the rate estimate, e.g.
-                                            when a time budget ends the work sooner
-        .callback()                         a function f(done, total, *rest) → update(done): what
-                                            engine callbacks such as sample_images' progress take
-        .close()                            ends the bar (also `with Reporter(...) as r:`)
-    eta_seconds(done, total, elapsed)       the rate estimate elapsed·(total − done)/done (None
-                                            before the first unit is done)
-    format_seconds(s)                       '3.1 s', '4 min 05 s', '1 h 02 min'
+    Reporter(label, total, unit="step", stream=None, every_seconds=5, every_percent=10, tty=None,
+             initial=0)
+        .update(done, eta=None, total=None, **fields)
+                                  `done` of `total` finished (an absolute count, not an increment;
+                                  counting from `initial`, e.g. a resumed step, for the rate);
+                                  `fields` (e.g. loss=0.04) are shown after it; `eta` (seconds)
+                                  replaces the rate estimate, e.g. when a time budget ends the work
+                                  sooner; `total` changes the total
+        .callback()               a function f(done, total, *rest) → update(done, total=total):
+                                  what engine callbacks such as sample_images' progress take
+        .close()                  ends the bar (also `with Reporter(...) as r:`)
+    eta_seconds(done, total, elapsed)   the rate estimate elapsed·(total − done)/done (None before
+                                        the first unit is done)
+    format_seconds(s)                   '3.1 s', '4 min 05 s', '1 h 02 min'
     progress_line(label, unit, done, total, elapsed, eta, fields)   the plain line above
+
+Engine code that also runs inside the app or the tests (the training loop) stays silent unless a
+command asked for progress:
+    enable() / disable() / enabled()    `python -m engine` enables it for the command it runs
+    reporter(label, total, unit, initial=0)  a Reporter when enabled, else one that prints nothing
+    phase(text)                         announce(text) when enabled
 
 `tty` (default: stream.isatty()) picks the bar or the plain lines; tests pass tty=False and a
 `clock` to check the lines and the arithmetic.
@@ -88,33 +97,46 @@ def announce(text: str, stream=None) -> None:
 class Reporter:
     """A progress bar (terminal) or periodic plain lines (otherwise) for `total` units of work."""
 
+    BAR_REFRESH = 0.1        # seconds between redraws of the terminal bar
+
     def __init__(self, label: str, total: int, unit: str = "step", stream=None,
                  every_seconds: float = 5.0, every_percent: float = 10.0, tty: bool | None = None,
-                 clock=time.perf_counter):
+                 initial: int = 0, clock=time.perf_counter):
         self.label, self.total, self.unit = label, max(int(total), 0), unit
         self.stream = stream or sys.stderr
         self.tty = _is_tty(self.stream) if tty is None else tty
         self.every_seconds, self.every_percent = every_seconds, every_percent
         self.clock = clock
         self.start = clock()
-        self.done = 0
+        self.initial = self.done = int(initial)
         self.last_line: tuple[float, float] | None = None   # (time, percent) of the last plain line
+        self.last_draw = -1.0
         self.bar = None
         if self.tty:
             from tqdm import tqdm
-            self.bar = tqdm(total=self.total, desc=label, unit=unit, file=self.stream,
-                            dynamic_ncols=True, leave=True)
+            self.bar = tqdm(total=self.total, initial=self.initial, desc=label, unit=unit,
+                            file=self.stream, dynamic_ncols=True, leave=True)
 
-    def update(self, done: int, eta: float | None = None, **fields) -> None:
+    def rate_eta(self, done: int, elapsed: float) -> float | None:
+        return eta_seconds(done - self.initial, self.total - self.initial, elapsed)
+
+    def update(self, done: int, eta: float | None = None, total: int | None = None, **fields) -> None:
+        if total is not None and int(total) != self.total:
+            self.total = max(int(total), 0)
+            if self.bar is not None:
+                self.bar.total = self.total
         done = min(int(done), self.total) if self.total else int(done)
         self.done = done
         elapsed = self.clock() - self.start
+        rate_eta = self.rate_eta(done, elapsed)
         if eta is None:
-            eta = eta_seconds(done, self.total, elapsed)
+            eta = rate_eta
         if self.bar is not None:
+            if elapsed - self.last_draw < self.BAR_REFRESH and done < self.total:
+                return
+            self.last_draw = elapsed
             self.bar.n = done
             shown = {k.replace("_", " "): _value(v) for k, v in fields.items() if v is not None}
-            rate_eta = eta_seconds(done, self.total, elapsed)
             if eta is not None and (rate_eta is None or eta < rate_eta - 0.5):
                 shown["stops in"] = format_seconds(eta)    # a time budget ends it sooner
             self.bar.set_postfix(shown, refresh=False)
@@ -131,8 +153,10 @@ class Reporter:
             self.stream.flush()
 
     def callback(self):
-        """f(done, total, *rest) → self.update(done): for engine progress callbacks."""
-        return lambda done, *rest, **kw: self.update(done)
+        """f(done, total, *rest) → self.update(done, total=total): for engine progress callbacks."""
+        def report(done, total=None, *rest, **kw):
+            self.update(done, total=total)
+        return report
 
     def close(self) -> None:
         if self.bar is not None:
@@ -144,3 +168,45 @@ class Reporter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Silent(Reporter):
+    """What `reporter` gives when progress is off: the same methods, no output."""
+
+    def __init__(self, label: str = "", total: int = 0, unit: str = "step", **kw):
+        self.label, self.total, self.unit, self.done, self.bar = label, total, unit, 0, None
+
+    def update(self, done: int, eta: float | None = None, total: int | None = None, **fields) -> None:
+        self.done = done
+
+    def close(self) -> None:
+        pass
+
+
+_enabled = False
+
+
+def enable() -> None:
+    """Show the progress of `reporter` and `phase` (on stderr) from now on."""
+    global _enabled
+    _enabled = True
+
+
+def disable() -> None:
+    global _enabled
+    _enabled = False
+
+
+def enabled() -> bool:
+    return _enabled
+
+
+def reporter(label: str, total: int, unit: str = "step", initial: int = 0) -> Reporter:
+    """A Reporter on stderr when progress is enabled, else one that prints nothing."""
+    return Reporter(label, total, unit, initial=initial) if _enabled else _Silent(label, total, unit)
+
+
+def phase(text: str) -> None:
+    """announce(text) on stderr when progress is enabled."""
+    if _enabled:
+        announce(text)

@@ -6,7 +6,8 @@ config range, checkpoint, schedule, target), a diverging sampler or ODE (Sampler
 LikelihoodError), a missing file or data set (OSError) prints one line `error: …` and exits 2
 (3 for a diverging sampler); anything else prints one line naming a log file that holds the
 traceback (exit 1) — never the traceback itself. Flags every command shares (--threads,
---device) are checked here too.
+--device) are checked here too. Progress of long work (engine.progress) is enabled for the command
+it runs: a bar on a terminal, plain periodic lines otherwise, on stderr.
 """
 
 from __future__ import annotations
@@ -186,7 +187,12 @@ def main(argv=None) -> int:
             parser.print_help()
             return 2
         check_shared_flags(args)
-        return int(modules[args._command].run(args) or 0)
+        from engine import progress
+        progress.enable()               # long work shows its progress on stderr (engine.progress)
+        try:
+            return int(modules[args._command].run(args) or 0)
+        finally:
+            progress.disable()
     except (CliError, ValueError, OSError) as err:  # user-facing errors carry one clear sentence
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2

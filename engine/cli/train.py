@@ -56,9 +56,10 @@ def run(args) -> int:
         writer = RunWriter(out, total=cfg.steps)
         writer.status("running", step=0, total=cfg.steps, message="loading MNIST",
                       device=str(device))
+    log = (lambda line: print(line, flush=True)) if rank == 0 else (lambda line: None)
+    log(f"train mnist: loading MNIST and choosing the noise schedule (device {device})…")
     try:
-        result = train_mnist(cfg, str(out), device, resume=args.resume, writer=writer,
-                             log=(print if rank == 0 else (lambda *a, **k: None)))
+        result = train_mnist(cfg, str(out), device, resume=args.resume, writer=writer, log=log)
     except Exception as err:
         if writer is not None:
             writer.status("failed", message=str(err).split("\n")[0])

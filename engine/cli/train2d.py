@@ -30,7 +30,7 @@ if __name__ != "__main__":
         pass
 
 from engine.training.flags import add_config_arguments, config_from_args as _config_from_flags
-from engine.training.toy2d import Train2DConfig, cli_argv, print_progress, train, write_run_config
+from engine.training.toy2d import Train2DConfig, cli_argv, train, write_run_config
 
 
 def add_arguments(p) -> None:
@@ -68,8 +68,10 @@ def run(args) -> int:
     write_run_config(args.out, args.name or config.objective, cli_argv(config), config)
     if _EARLY_SIGTERM:
         signal.raise_signal(signal.SIGTERM)    # again, now that RunWriter handles it
-    progress = None if args.quiet else print_progress
-    result = train(config, args.out, progress=progress, writer=writer, resume=args.resume)
+    if args.quiet:                             # the loop's progress bar (engine.progress)
+        from engine import progress
+        progress.disable()
+    result = train(config, args.out, writer=writer, resume=args.resume)
     if result.state != "finished":
         print(file=sys.stderr)
     if result.state == "failed":

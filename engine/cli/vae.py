@@ -85,8 +85,8 @@ def run(args) -> int:
 
 
 def _train(args) -> int:
+    from engine import progress
     from engine.store.runs import RunWriter, mark_failed
-    from engine.training.toy2d import print_progress
     from engine.vae.training import cli_argv, train, write_run_config
 
     try:
@@ -98,8 +98,9 @@ def _train(args) -> int:
     writer = RunWriter(args.out, total=config.steps)
     writer.status("running", step=0, total=config.steps, message="Starting.")
     write_run_config(args.out, cli_argv(config), config)
-    result = train(config, args.out, writer, resume=args.resume,
-                   progress=None if args.quiet else print_progress)
+    if args.quiet:                             # the loop's progress bar (engine.progress)
+        progress.disable()
+    result = train(config, args.out, writer, resume=args.resume)
     p = result.progress
     if result.state == "failed":
         print(f"error: {p.message}", file=sys.stderr)

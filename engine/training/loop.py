@@ -17,7 +17,10 @@ The loop does the rest, the same way for every task:
   (weights, EMA, Adam state, step and clocks) every `checkpoint_every` steps and whenever it stops;
 * resume from RUN_DIR/state (`resume_point`): step, clocks, weights, EMA and optimizer continue,
   and records past the checkpoint's step (written before a crash) are dropped, so no step repeats;
-* torchrun/DDP (engine.training.distributed): rank 0 writes, all ranks agree on stopping.
+* torchrun/DDP (engine.training.distributed): rank 0 writes, all ranks agree on stopping;
+* progress (engine.progress, shown when a command enabled it): a step bar with the loss and the
+  ETA from the step count or the time budget, whichever ends first; an evaluation with an
+  `evaluate_label` (e.g. a preview grid) is announced before it starts and timed when it ends.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from engine import progress as show
 from engine.losses import per_level_means
 from engine.models.ema import Ema
 from engine.store.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, save_model
@@ -83,6 +87,7 @@ class Task:
     net: nn.Module | None = None         # what batch_loss gets (a DDP wrapper); default: model
     evaluate: Callable[[nn.Module, Progress], dict] | None = None
     eval_every: int = 0
+    evaluate_label: str = ""             # a slow evaluate, announced: "preview grid: sampling 16 images"
 
 
 @dataclass
@@ -182,6 +187,7 @@ class _Loop:
         self.records: list[dict] = []
         self.evaluated_at = -1
         self.t0, self.c0 = time.time(), time.process_time()
+        self.bar = None
 
     def run(self, start: ResumePoint | None) -> LoopResult:
         p, config = self.p, self.config
@@ -191,6 +197,8 @@ class _Loop:
             drop_metrics_after(self.run_dir, 0)   # a fresh start (e.g. killed before its first
             #                                       checkpoint, then resumed) keeps no old records
         self.status("running", message="Training started.")
+        self.bar = show.reporter("train", config.steps, "step", initial=p.step) if self.dist.main else None
+        self.show()
         code = CARRY_ON
         try:
             while p.step < config.steps:
@@ -200,6 +208,7 @@ class _Loop:
                 code = self.step()
                 if code:
                     break
+                self.show()
                 if p.step % config.record_every == 0 or p.step == config.steps:
                     self.record()
                 if self.task.eval_every and p.step % self.task.eval_every == 0:
@@ -212,7 +221,31 @@ class _Loop:
             lines = str(err).strip().splitlines()
             self.status("failed", message=lines[0] if lines else type(err).__name__)
             raise
+        finally:
+            if self.bar is not None:
+                self.bar.close()
         return self.finish(code)
+
+    def show(self) -> None:
+        """The progress bar: step, loss (mean since the last record) and ETA."""
+        if self.bar is None:
+            return
+        loss = sum(self.window) / len(self.window) if self.window else self.p.loss
+        self.bar.update(self.p.step, eta=self.eta(), loss=loss)
+
+    def eta(self) -> float | None:
+        """Seconds until the loop stops: the steps left at this process's mean wall time per step
+        (evaluations included), or sooner where a time budget ends first."""
+        config, p = self.config, self.p
+        wall, cpu = time.time() - self.t0, time.process_time() - self.c0
+        etas = []
+        if p.steps_here:
+            etas.append(wall / p.steps_here * (config.steps - p.step))
+        if config.max_minutes:
+            etas.append(max(0.0, 60 * config.max_minutes - wall))
+        if config.max_cpu_minutes and cpu > 0:   # CPU seconds left, at this process's wall per CPU second
+            etas.append(max(0.0, 60 * config.max_cpu_minutes - cpu) * wall / cpu)
+        return min(etas) if etas else None
 
     def resume(self, start: ResumePoint) -> None:
         if start.meta.get("model") != self.task.meta(self.p).get("model"):
@@ -271,7 +304,7 @@ class _Loop:
         if self.writer is not None:
             self.writer.metric(record)
         self.status("running", loss=p.loss, sec_per_step=p.sec_per_step, message=f"loss {p.loss:.4g}")
-        if self.log:
+        if self.log and not show.enabled():   # the progress bar shows the loss already
             self.log(f"step {p.step:6d}  loss {p.loss:10.4g}  {p.seconds:8.1f}s")
         if self.progress:
             self.progress(p.step, p.total, p.loss)
@@ -281,7 +314,13 @@ class _Loop:
         if self.task.evaluate is None or not self.dist.main:
             return
         self.clocks()
+        label, t = self.task.evaluate_label, time.perf_counter()
+        if label:
+            show.phase(f"step {self.p.step}: {label}…")
         result = self.task.evaluate(self.averaged, self.p)
+        if label:
+            show.phase(f"step {self.p.step}: {label.split(':')[0]} done in "
+                       f"{show.format_seconds(time.perf_counter() - t)}")
         if result:
             self.p.evaluation = result
             if self.writer is not None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -240,7 +239,7 @@ def train(config: Train2DConfig, run_dir=None, progress=None, writer=None,
           resume: bool = False) -> TrainResult:
     """Train on the one loop (engine.training.loop). With run_dir: write the run folder (status,
     metrics, checkpoints; resume=True continues from its state checkpoint). progress(step, total,
-    loss) is called at every loss record (the CLI's progress bar)."""
+    loss) is called at every loss record (the CLI's bar is the loop's: engine.progress)."""
     from engine.store.runs import RunWriter
 
     config.validate()
@@ -317,20 +316,3 @@ def run_summary(meta: dict) -> dict:
             "steps": meta.get("steps"), "loss": m.get("loss"), "fisher": m.get("fisher"),
             "fisher_floor": m.get("fisher_floor"),
             "sec_per_step": meta.get("sec_per_step"), "wall_time": meta.get("wall_time")}
-
-
-def print_progress(step: int, total: int, loss: float, stream=None, width: int = 30) -> None:
-    """A one-line bar redrawn in a terminal; plain lines every 10% in a log file."""
-    stream = stream or sys.stderr
-    if stream.isatty():
-        done = int(width * step / max(total, 1))
-        stream.write(f"\r[{'#' * done}{'.' * (width - done)}] {step}/{total}  loss {loss:.4g}")
-        if step >= total:
-            stream.write("\n")
-    else:
-        tenth = max(total // 10, 1)
-        if step % tenth and step < total:
-            return
-        stream.write(f"step {step}/{total}  loss {loss:.4g}\n")
-    stream.flush()
-

@@ -93,3 +93,36 @@ def test_terminal_bar_through_tqdm():
         r.update(10, loss=0.25)
     text = out.getvalue()
     assert "train" in text and "10/10" in text and "loss=0.25" in text
+
+
+def test_a_resumed_count_rates_only_the_work_done_here():
+    out, clock = io.StringIO(), Clock()
+    r = Reporter("train", 1000, stream=out, tty=False, initial=500, clock=clock)
+    clock.t += 10
+    r.update(600)                            # 100 steps in 10 s, 400 left: 40 s
+    assert out.getvalue().splitlines()[-1] == "train: step 600/1000 (60%), 10.0 s elapsed, ETA 40.0 s"
+
+
+def test_callback_can_set_the_total():
+    out = io.StringIO()
+    cb = Reporter("preview", 0, unit="level", stream=out, tty=False).callback()
+    cb(1, 95, None)
+    assert out.getvalue().startswith("preview: level 1/95 (1%)")
+
+
+def test_reporter_and_phase_print_only_when_enabled(capsys):
+    import engine.progress as progress
+
+    assert not progress.enabled()
+    progress.reporter("train", 10).update(10)
+    progress.phase("step 5: preview…")
+    assert capsys.readouterr().err == ""
+    progress.enable()
+    try:
+        progress.phase("step 5: preview…")
+        with progress.reporter("train", 10, initial=2) as r:
+            r.update(10)
+    finally:
+        progress.disable()
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "step 5: preview…" and err[1].startswith("train: step 10/10 (100%)")
