@@ -1,8 +1,14 @@
-"""Sampling MNIST score models: annealed Langevin for the NCSN, plain Langevin for the single-σ
-baseline, both through engine.samplers.langevin.langevin_dynamics (paper form x ← x + (α/2)s + √α z).
+"""Sampling MNIST score models, three ways:
+- "annealed": annealed Langevin over the checkpoint's L levels (engine.samplers.langevin,
+  paper form x ← x + (α/2)s + √α z, α_i = ε σ_i²/σ_L², T steps per level, Tweedie at the end);
+- "plain": Langevin at the last σ with the same budget (the single-σ baseline's only sampler);
+- "heun": the probability-flow ODE dx/dσ = −σ s_θ(x, σ) by Heun's method on a Karras σ grid
+  (engine.samplers.pf_ode), for models trained on continuous σ: 2n − 1 evaluations for n levels.
 
-An image checkpoint's JSON holds "schedule": {"sigmas", "gamma", "steps_per_level",
-"step_size" (paper form ε, α_i = ε σ_i²/σ_L²), ...} and "objective": "ncsn" | "dsm".
+"auto" takes the checkpoint's own choice (meta["sampler"], written by training), else annealed for an
+NCSN and plain for the baseline. An image checkpoint's JSON holds "schedule": {"sigmas", "gamma",
+"steps_per_level", "step_size" (paper form ε), "sigma_min", "sigma_max", "noise", ...} and
+"objective": "ncsn" | "dsm".
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ import numpy as np
 import torch
 
 from engine.models.score import score_fn_of
-from engine.samplers.langevin import FrameRecorder, LangevinSchedule, langevin_dynamics
-from engine.samplers.schedules import annealed_step_sizes, ncsnv2_step_size
+from engine.samplers.langevin import FrameRecorder, LangevinSchedule, SampleResult, langevin_dynamics
+from engine.samplers.pf_ode import heun_sampler
+from engine.samplers.schedules import annealed_step_sizes, karras_sigmas, ncsnv2_step_size
 from engine.training.flags import check_fields, option
 
 
@@ -26,8 +33,10 @@ class SampleConfig:
     step_size: float | None = option(None, "ε, paper form (default: the step-size rule for T)",
                                      low=0, low_open=True, label="step size ε")
     denoise: bool = True                 # final Tweedie step x + σ_L² s(x, σ_L)
-    mode: str = option("auto", "annealed | plain | auto (by the objective)",
-                       choices=("auto", "annealed", "plain"))
+    mode: str = option("auto", "heun (probability-flow ODE) | annealed | plain | auto (the "
+                       "checkpoint's own choice)", choices=("auto", "heun", "annealed", "plain"))
+    ode_steps: int | None = option(None, "noise levels of the heun sampler (2n − 1 network "
+                                   "evaluations; default: the checkpoint's)", low=2, high=10_000)
     seed: int = option(0, low=0, high=2**32 - 1)
     frames: int = option(16, "grids kept along the way (one per level, subsampled)", low=1, high=1000)
     init: str = "uniform"                # x_0 ~ U[0, 1] (NCSN's images start)
@@ -61,11 +70,35 @@ def rule_step_size(meta: dict, steps_per_level: int) -> float:
     return ncsnv2_step_size(float(sigmas[-1]), float(sch.get("gamma", 1.08)), steps_per_level)
 
 
+def chosen_mode(meta: dict, cfg: SampleConfig) -> str:
+    if cfg.mode != "auto":
+        return cfg.mode
+    own = (meta.get("sampler") or {}).get("mode")
+    if own in ("heun", "annealed", "plain"):
+        return own
+    return "plain" if meta.get("objective", "ncsn") == "dsm" else "annealed"
+
+
+def build_ode_sigmas(meta: dict, cfg: SampleConfig) -> tuple[tuple[float, ...], dict]:
+    """The Heun sampler's σ grid over the checkpoint's trained range (with what was chosen)."""
+    sch = meta.get("schedule", {})
+    if meta.get("objective", "ncsn") == "dsm" or sch.get("noise") != "continuous":
+        raise ValueError("The ODE sampler needs a model trained on continuous σ (--noise continuous); "
+                         "sample this checkpoint with annealed or plain Langevin.")
+    n = int(cfg.ode_steps or (meta.get("sampler") or {}).get("ode_steps", 36))
+    sigmas = karras_sigmas(n, float(sch["sigma_min"]), float(sch["sigma_max"]))
+    info = {"mode": "heun", "ode_steps": n, "levels": n, "sigma_max": sigmas[0],
+            "sigma_min": sigmas[-2], "denoise": True, "total_steps": n}
+    return sigmas, info
+
+
 def build_schedule(meta: dict, cfg: SampleConfig) -> tuple[LangevinSchedule, dict]:
     """The Langevin schedule for a checkpoint and a sampling config (with what was chosen)."""
     sch = meta.get("schedule", {})
     objective = meta.get("objective", "ncsn")
-    mode = cfg.mode if cfg.mode != "auto" else ("plain" if objective == "dsm" else "annealed")
+    mode = chosen_mode(meta, cfg)
+    if mode == "heun":
+        mode = "annealed"   # a Langevin schedule was asked for: the model's levels
     T = int(cfg.steps_per_level or sch.get("steps_per_level", 5))
     if T < 1:
         raise ValueError("Steps per level must be at least 1.")
@@ -97,36 +130,65 @@ def build_schedule(meta: dict, cfg: SampleConfig) -> tuple[LangevinSchedule, dic
 def sample_images(model: torch.nn.Module, meta: dict, cfg: SampleConfig, device="cpu",
                   progress=None) -> ImageSamples:
     """Run the sampler; `progress(done, total, images)` is called after each noise level with the
-    current images ((N, 28, 28) float32 in [0, 1], for a live grid)."""
+    current images ((N, 28, 28) float32 in [0, 1], for a live grid; for the ODE sampler the
+    current denoised estimate x + σ² s, which sharpens as σ falls)."""
     cfg.validate()
-    schedule, info = build_schedule(meta, cfg)
-    g = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
-    x0 = torch.rand(cfg.n, 1, 28, 28, generator=g)
     model = model.to(device).eval()
-    L, T = len(schedule.sigmas), schedule.steps_per_level
-    recorder = FrameRecorder(every=T)  # the start, the end of each level, the denoised images
-
-    def callback(info):
-        recorder(info)
-        if progress is not None and info["step"] and info["step"] % T == 0 and not info.get("final"):
-            progress(info["step"] // T, L, _as_images(info["x"]))
-
+    g = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
     t0, c0 = time.perf_counter(), time.process_time()
-    result = langevin_dynamics(score_fn_of(model, meta), x0.to(device), schedule,
-                               rng=g if str(device) == "cpu" else None, callback=callback)
-    result = recorder.langevin_result(result)
+    if chosen_mode(meta, cfg) == "heun":
+        result, sigmas, info = _run_heun(model, meta, cfg, g, device, progress)
+    else:
+        result, sigmas, info = _run_langevin(model, meta, cfg, g, device, progress)
     seconds = time.perf_counter() - t0
     cpu_seconds = time.process_time() - c0
     raw = result.x.detach().cpu().numpy()[:, 0]
     frames = result.frames.detach().cpu().numpy()[:, :, 0] if result.frames is not None else raw[None]
     levels = list(result.frame_levels)
-    # Frame 0 is the initial state; then one per level (and the denoised one at the end).
+    # Frame 0 is the initial state; then one per level (the last: the denoised images).
     keep = _spread(len(frames), cfg.frames)
-    sig = [schedule.sigmas[min(levels[i], L - 1)] for i in keep]
+    sig = [sigmas[min(levels[i], len(sigmas) - 1)] for i in keep]
     return ImageSamples(images=np.clip(raw, 0, 1).astype(np.float32), raw=raw.astype(np.float32),
                         frames=np.clip(frames[keep], 0, 1).astype(np.float32),
                         frame_levels=[levels[i] for i in keep], frame_sigmas=sig,
                         seconds=seconds, nfe=result.nfe, schedule=info, cpu_seconds=cpu_seconds)
+
+
+def _run_langevin(model, meta, cfg, g, device, progress):
+    schedule, info = build_schedule(meta, cfg)
+    x0 = torch.rand(cfg.n, 1, 28, 28, generator=g)          # NCSN's start: uniform noise
+    L, T = len(schedule.sigmas), schedule.steps_per_level
+    recorder = FrameRecorder(every=T)  # the start, the end of each level, the denoised images
+
+    def callback(step_info):
+        recorder(step_info)
+        if progress is not None and step_info["step"] and step_info["step"] % T == 0 \
+                and not step_info.get("final"):
+            progress(step_info["step"] // T, L, _as_images(step_info["x"]))
+
+    result = langevin_dynamics(score_fn_of(model, meta), x0.to(device), schedule,
+                               rng=g if str(device) == "cpu" else None, callback=callback)
+    return recorder.langevin_result(result), schedule.sigmas, info
+
+
+def _run_heun(model, meta, cfg, g, device, progress):
+    sigmas, info = build_ode_sigmas(meta, cfg)
+    x0 = sigmas[0] * torch.randn(cfg.n, 1, 28, 28, generator=g)   # the VE prior N(0, σ_max² I)
+    n = len(sigmas) - 1
+    frames, labels = [], []
+
+    def callback(step_info):
+        # Frames show the denoised estimate x + σ² s (the start: the noise; the end: the images).
+        first, last = step_info["step"] == 0, step_info.get("final")
+        shown = step_info["x"] if first or last else step_info["denoised"]
+        frames.append(shown.detach().clone())
+        labels.append(step_info["level"])
+        if progress is not None and not first:
+            progress(step_info["step"], n, _as_images(shown))
+
+    result = heun_sampler(score_fn_of(model, meta), x0.to(device), sigmas, callback=callback)
+    return SampleResult(x=result.x, frames=torch.stack(frames), frame_levels=labels, nfe=result.nfe), \
+        sigmas, info
 
 
 def _as_images(x: torch.Tensor) -> np.ndarray:

@@ -40,7 +40,7 @@ def _load_all() -> None:
 # Size fields of the builders' specs and their largest sane value (the shipped models use far less).
 SIZE_LIMITS = {"dim": 64, "hidden": 4096, "depth": 64, "layers": 64, "embed": 4096,
                "embed_dim": 4096, "channels": 1024, "width": 1024, "features": 4096,
-               "latent": 1024, "noise_dim": 1024, "score_hidden": 4096, "data_dim": 4096}
+               "latent": 1024, "blocks": 16, "noise_dim": 1024, "score_hidden": 4096, "data_dim": 4096}
 MAX_PARAMETERS = 50_000_000
 
 

@@ -151,3 +151,13 @@ def ncsnv2_schedule(x: np.ndarray, sigma_min: float, steps_per_level: int,
         "step_size_code": paper_to_code_step(step_size),
         "step_size": step_size,
     }
+
+
+def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> tuple[float, ...]:
+    """The n-point σ grid of Karras et al. (2022, eq. 5) followed by σ = 0:
+    σ_i = (σ_max^{1/ρ} + i/(n−1) · (σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, i = 0 … n−1 (denser at small σ)."""
+    if n < 1:
+        raise ScheduleError("The ODE sampler needs at least one step.")
+    ramp = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
+    hi, lo = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    return tuple(float(s) for s in (hi + ramp * (lo - hi)) ** rho) + (0.0,)
