@@ -5,23 +5,25 @@ training in the background."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import streamlit as st
 
-from engine.store.checkpoints import CheckpointError, load_model, read_meta
-from engine.device import pick_device
+from engine.store.checkpoints import CheckpointError, read_meta
 from engine.store.registry import (example_png, image_runs, loss_records, modified, preview_png,
                                    runs_started_with, shipped)
-from engine.mnist.sampling import SampleConfig, rule_step_size, sample_images
-from engine.store.jobs import JobManager
+from engine.mnist.sampling import SampleConfig, rule_step_size
+from engine.progress import format_seconds
+from engine.store.jobs import JobManager, read_array
+from engine.store.runs import read_json, read_run
 from engine.render import train as render_train
-from engine.render.images import class_counts_figure, grid_png, npy_bytes, zip_of_pngs
-from engine.samplers.langevin import SamplerDiverged
+from engine.render.images import (class_counts_figure, grid_png, npy_bytes, slide_grid_png,
+                                  slide_png, zip_of_pngs)
 from engine.training.flags import config_argv
 from engine.training.images import ImageTrainConfig
 
 from ui import url_state
-from ui.jobs import job_manager, start_job
+from ui.jobs import COMPUTED, ended_sentence, follow_jobs, job_infos, job_manager, start_job
 
 
 N_CHOICES = [4, 16, 36, 64, 100]
@@ -33,14 +35,10 @@ def get_jobs() -> JobManager:
     return job_manager()
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def get_model(path: str, mtime: float):
-    return load_model(path)
-
-
 @st.cache_resource(show_spinner=False)
-def results_store() -> dict:
-    """Finished samples by (checkpoint, mtime, config): the same settings show the same grid at once."""
+def finished_jobs() -> dict:
+    """Finished sampling jobs by (checkpoint, mtime, config, device): the same settings show the
+    same grid at once, without sampling again."""
     return {}
 
 
@@ -56,35 +54,126 @@ def real_quality(n: int, seed: int) -> dict:
     return real_reference(n, seed=seed)
 
 
-def run_sampler(ckpt_path: str, cfg: SampleConfig, label: str) -> dict:
-    """Sample (with a progress bar) or return the stored result for these exact settings."""
-    device = str(pick_device(st.session_state.get("device", "auto")))
+@st.cache_data(show_spinner=False, max_entries=16)
+def job_result(run_dir: str, updated: float) -> dict:
+    """A finished sampling job's images, frames and figures, with the download bytes prepared
+    once (slide-size grid PNG, .npy); {"error": one sentence} for damaged files."""
+    images = read_array(Path(run_dir) / "samples.npy", ndim=3)
+    frames = read_array(Path(run_dir) / "frames.npy", ndim=4)
+    info = read_json(Path(run_dir) / "result.json", None)
+    if images is None or frames is None or not isinstance(info, dict):
+        return {"error": "This sampling job's results cannot be read (damaged or missing files); "
+                         "press Sample to draw them again."}
+    try:
+        levels, sigmas = list(info["frame_levels"]), [float(v) for v in info["frame_sigmas"]]
+        seconds, nfe = float(info["seconds"]), int(info["nfe"])
+        schedule = {k: info[k] for k in ("levels", "steps_per_level", "step_size", "denoise")}
+    except (KeyError, TypeError, ValueError):
+        return {"error": "This sampling job's result.json is incomplete; press Sample to draw "
+                         "the digits again."}
+    return {"images": images, "frames": frames, "frame_levels": levels, "frame_sigmas": sigmas,
+            "seconds": seconds, "nfe": nfe, "schedule": schedule,
+            "grid_png": slide_grid_png(images), "npy": npy_bytes(images)}
+
+
+def sampling_job(ckpt_path: str, cfg: SampleConfig, label: str) -> tuple[str, tuple] | None:
+    """(run folder, settings key): a finished job's with exactly these settings, else a new
+    sampling job's (None when it could not start: the page shows one line)."""
+    device = str(st.session_state.get("device", "auto"))
     key = (ckpt_path, modified(ckpt_path), cfg, device)
-    store = results_store()
-    if key in store:
-        return store[key]
-    try:
-        model, meta = get_model(ckpt_path, modified(ckpt_path))
-    except CheckpointError as err:
-        return {"error": str(err)}
-    bar = st.progress(0.0, text=f"{label}: sampling…")
+    done = finished_jobs().get(key)
+    if done and read_run(done).state == "finished":
+        return done, key
+    argv = ["sample", "--checkpoint", ckpt_path, *config_argv(cfg), "--device", device]
+    run_dir = start_job(cfg, argv, name=f"sample-{label}", sub=COMPUTED, out_flag="--run-dir",
+                        record={"checkpoint": ckpt_path, "key": repr(key)}, announce=False)
+    return None if run_dir is None else (str(run_dir), key)
 
-    def progress(done, total, images=None):
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{label}: level {done} of {total}")
 
+def remember_finished(jobs_state: dict) -> None:
+    """Finished jobs answer the same settings at once next time (finished_jobs)."""
+    store = finished_jobs()
+    for run_dir in jobs_state["runs"].values():
+        key = jobs_state["cache_keys"].get(run_dir)
+        if key is not None and key not in store and read_run(run_dir).state == "finished":
+            if len(store) > 24:
+                store.pop(next(iter(store)))
+            store[key] = run_dir
+
+
+def estimate_text(n: int, total_steps: int) -> str:
+    """The time for n images × total_steps Langevin steps at the speed the newest finished
+    sampling job measured here (none yet: say so)."""
+    for info in job_manager(COMPUTED).runs():
+        res = read_json(info.dir / "result.json", None) if info.state == "finished" else None
+        try:
+            rate = float(res["seconds"]) / (int(res["n"]) * int(res["total_steps"]))
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            continue
+        return (f"At the speed the last sampling job measured here ({res['seconds']:.1f} s for "
+                f"{res['n']} images × {res['total_steps']} steps), about "
+                f"{format_seconds(rate * n * total_steps)}.")
+    return "No sampling job has run here yet: the first one measures the speed and shows its ETA."
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def example_download(path: str) -> bytes:
+    """The shipped example grid at slide size (each digit upscaled nearest-neighbour)."""
+    return slide_png(example_png(path))
+
+
+def show_result(title: str, res: dict) -> None:
+    """A finished job's grid (with a slider over the levels), downloads and quality figures."""
+    frames, levels, sigmas = res["frames"], res["frame_levels"], res["frame_sigmas"]
+    labels = ["start" if i == 0 else f"level {lv + 1} (σ = {s:.3g})"
+              for i, (lv, s) in enumerate(zip(levels, sigmas))]
+    labels[-1] = "final" + (" (denoised)" if res["schedule"].get("denoise") else "")
+    if len(frames) > 1:
+        which = st.select_slider("After", options=list(range(len(frames))),
+                                 value=len(frames) - 1, format_func=lambda i: labels[i],
+                                 key=f"mnist_frame_{title}")
+    else:
+        which = 0
+    shown = frames[which] if which < len(frames) - 1 else res["images"]
+    st.image(grid_png(shown, scale=2), caption=labels[which], width="stretch")
+    sch_info = res["schedule"]
+    st.caption(f"{res['seconds']:.1f} s · {res['nfe']} score evaluations · "
+               f"{sch_info['levels']} level(s) × {sch_info['steps_per_level']} steps · "
+               f"ε = {sch_info['step_size']:.3g}")
+    images = res["images"]
+    slug = "ncsn" if title.startswith("NCSN") else "baseline"
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Grid PNG", res["grid_png"], file_name=f"{slug}_grid.png",
+                       mime="image/png", on_click="ignore", key=f"dl_png_{slug}",
+                       help="Each digit upscaled (nearest-neighbour): at least 512 px wide.")
+    d2.download_button("ZIP of PNGs", lambda im=images, s=slug: zip_of_pngs(im, s),
+                       file_name=f"{slug}_images.zip", mime="application/zip",
+                       on_click="ignore", key=f"dl_zip_{slug}")
+    d3.download_button(".npy", res["npy"], file_name=f"{slug}_samples.npy",
+                       mime="application/octet-stream", on_click="ignore", key=f"dl_npy_{slug}",
+                       help="The raw (N, 28, 28) float32 array in [0, 1].")
     try:
-        out = sample_images(model, meta, cfg, device=device, progress=progress)
-    except (SamplerDiverged, ValueError) as err:
-        bar.empty()
-        return {"error": str(err)}
-    bar.empty()
-    result = {"images": out.images, "frames": out.frames, "frame_levels": out.frame_levels,
-              "frame_sigmas": out.frame_sigmas, "seconds": out.seconds, "nfe": out.nfe,
-              "schedule": out.schedule}
-    if len(store) > 24:
-        store.pop(next(iter(store)))
-    store[key] = result
-    return result
+        q = quality(images)
+    except (CheckpointError, ValueError, OSError) as err:
+        st.warning(f"Quality figures unavailable: {err}")
+        return
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Fréchet distance", f"{q['frechet_distance']:.1f}",
+              help="Between Gaussians fitted to the shipped classifier's features of "
+                   "these samples and of the 10,000 real test digits. Lower is better; "
+                   "it grows when N is small, so compare at the same N.")
+    m2.metric("Mean confidence", f"{q['mean_confidence']:.2f}",
+              help="Average top-class probability of the classifier.")
+    m3.metric("Classes present", f"{q['classes_present']}/10")
+    st.plotly_chart(class_counts_figure(q["class_counts"]), key=f"hist_{slug}")
+
+
+def live_grid(title: str, info) -> None:
+    """The images after the last finished level, while the job runs."""
+    images = read_array(info.dir / "current.npy", ndim=3)
+    if images is not None:
+        st.image(grid_png(images, scale=2), caption=f"after level {info.step} of {info.total}",
+                 width="stretch")
 
 
 # -- page ---------------------------------------------------------------------------------------------
@@ -164,87 +253,65 @@ if ncsn_choices:
         if compare and dsm_choices:
             base_pick = st.selectbox("Baseline checkpoint", dsm_choices, format_func=lambda c: c.label,
                                      key="mnist_base")
-        go_button = st.button("Sample", type="primary", key="mnist_sample")
+        go_button = st.button("Sample", type="primary", key="mnist_sample",
+                              help="Sampling runs in the background: the grid sharpens level by "
+                                   "level, and the rest of the page stays usable.")
 
     key = ("mnist", pick.path, cfg, base_pick.path if base_pick else None)
     if go_button:
-        st.session_state["mnist_last"] = key
-    have = results_store()
-    wanted = st.session_state.get("mnist_last")
-    results = {}
-    if go_button or wanted == key or (pick.path, modified(pick.path), cfg) in have:
-        results[f"NCSN · {sampler} Langevin"] = run_sampler(pick.path, cfg, "NCSN")
+        wanted = {f"NCSN · {sampler} Langevin": (pick.path, cfg, "NCSN")}
         if base_pick is not None:
             bcfg = replace(cfg, mode="plain", steps_per_level=int(T), step_size=None)
-            results["Baseline · plain Langevin"] = run_sampler(base_pick.path, bcfg, "Baseline")
+            wanted["Baseline · plain Langevin"] = (base_pick.path, bcfg, "baseline")
+        runs, cache_keys = {}, {}
+        for title, (path, c, label) in wanted.items():
+            started = sampling_job(path, c, label)
+            if started is not None:
+                runs[title], cache_keys[started[0]] = started
+        if runs:
+            st.session_state["mnist_jobs"] = {"key": key, "runs": runs, "cache_keys": cache_keys}
+    jobs_state = st.session_state.get("mnist_jobs")
 
-    if not results:
-        st.info("Press **Sample** to draw digits. (About half a minute for 64 images with the "
-                "shipped model on a 2-core CPU; the same settings and seed give the same grid.)")
+    if jobs_state is None:
+        st.info("Press **Sample** to draw digits; the same settings and seed give the same grid. "
+                + estimate_text(int(n), int(T) * len(sch["sigmas"])))
         example = example_png(pick.path)
         if example is not None:
             st.image(example, caption="Example from the shipped model (64 images, "
                      "default settings, seed 0)", width=420)
-            st.download_button("Download this example grid (PNG)", example,
+            st.download_button("Download this example grid (PNG)", example_download(pick.path),
                                file_name="ncsn_mnist_example.png", mime="image/png",
                                on_click="ignore", key="mnist_dl_example")
     else:
-        cols = st.columns(len(results))
-        for col, (title, res) in zip(cols, results.items()):
-            with col:
-                st.subheader(title)
-                if "error" in res:
-                    st.error(res["error"])
-                    continue
-                frames, levels, sigmas = res["frames"], res["frame_levels"], res["frame_sigmas"]
-                labels = ["start" if i == 0 else f"level {lv + 1} (σ = {s:.3g})"
-                          for i, (lv, s) in enumerate(zip(levels, sigmas))]
-                labels[-1] = "final" + (" (denoised)" if res["schedule"].get("denoise") else "")
-                if len(frames) > 1:
-                    which = st.select_slider("After", options=list(range(len(frames))),
-                                             value=len(frames) - 1, format_func=lambda i: labels[i],
-                                             key=f"mnist_frame_{title}")
-                else:
-                    which = 0
-                shown = frames[which] if which < len(frames) - 1 else res["images"]
-                st.image(grid_png(shown, scale=2), caption=labels[which],
-                         width="stretch")
-                sch_info = res["schedule"]
-                st.caption(f"{res['seconds']:.1f} s · {res['nfe']} score evaluations · "
-                           f"{sch_info['levels']} level(s) × {sch_info['steps_per_level']} steps · "
-                           f"ε = {sch_info['step_size']:.3g}")
-                images = res["images"]
-                slug = "ncsn" if title.startswith("NCSN") else "baseline"
-                d1, d2, d3 = st.columns(3)
-                d1.download_button("Grid PNG", grid_png(images), file_name=f"{slug}_grid.png",
-                                   mime="image/png", on_click="ignore", key=f"dl_png_{slug}")
-                d2.download_button("ZIP of PNGs", lambda im=images, s=slug: zip_of_pngs(im, s),
-                                   file_name=f"{slug}_images.zip", mime="application/zip",
-                                   on_click="ignore", key=f"dl_zip_{slug}")
-                d3.download_button(".npy", lambda im=images: npy_bytes(im), file_name=f"{slug}_samples.npy",
-                                   mime="application/octet-stream", on_click="ignore",
-                                   key=f"dl_npy_{slug}")
-                try:
-                    q = quality(images)
-                except (CheckpointError, ValueError, OSError) as err:
-                    st.warning(f"Quality figures unavailable: {err}")
-                    continue
-                m1, m2, m3 = st.columns(3)
-                m1.metric("Fréchet distance", f"{q['frechet_distance']:.1f}",
-                          help="Between Gaussians fitted to the shipped classifier's features of "
-                               "these samples and of the 10,000 real test digits. Lower is better; "
-                               "it grows when N is small, so compare at the same N.")
-                m2.metric("Mean confidence", f"{q['mean_confidence']:.2f}",
-                          help="Average top-class probability of the classifier.")
-                m3.metric("Classes present", f"{q['classes_present']}/10")
-                st.plotly_chart(class_counts_figure(q["class_counts"]), key=f"hist_{slug}")
-        try:
-            real = real_quality(int(n), seed)
-            st.caption(f"Reference, {int(n)} real test digits: Fréchet distance "
-                       f"{real['frechet_distance']:.1f}, mean confidence {real['mean_confidence']:.2f}, "
-                       f"{real['classes_present']}/10 classes.")
-        except (CheckpointError, ValueError, OSError):
-            pass
+        if jobs_state["key"] != key:
+            st.caption("The digits below are for earlier settings; press **Sample** to draw these.")
+        runs = jobs_state["runs"]
+        if not follow_jobs(runs, key="mnist_jobs", live=live_grid):
+            remember_finished(jobs_state)
+            infos = job_infos(runs)
+            cols = st.columns(len(runs))
+            for col, (title, info) in zip(cols, infos.items()):
+                with col:
+                    st.subheader(title)
+                    if info.state != "finished":
+                        partial = read_array(info.dir / "current.npy", ndim=3)
+                        st.warning(ended_sentence(info, "Sampling"))
+                        if partial is not None and info.state == "cancelled":
+                            st.image(grid_png(partial, scale=2), width="stretch",
+                                     caption=f"where it stopped (after level {info.step} of {info.total})")
+                        continue
+                    res = job_result(str(info.dir), float(info.status.get("updated") or 0))
+                    if "error" in res:
+                        st.error(res["error"])
+                        continue
+                    show_result(title, res)
+            try:
+                real = real_quality(int(n), seed)
+                st.caption(f"Reference, {int(n)} real test digits: Fréchet distance "
+                           f"{real['frechet_distance']:.1f}, mean confidence {real['mean_confidence']:.2f}, "
+                           f"{real['classes_present']}/10 classes.")
+            except (CheckpointError, ValueError, OSError):
+                pass
 
 
 # -- training -------------------------------------------------------------------------------------

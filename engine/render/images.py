@@ -1,5 +1,6 @@
-"""Image bytes for downloads and figures: a PNG grid, a ZIP of one PNG per image, .npy bytes; and
-the bar chart of a classifier's labels for a set of samples.
+"""Image bytes for downloads and figures: a PNG grid (on screen, and at slide size: each digit
+upscaled nearest-neighbour until the grid is at least 512 px wide), a ZIP of one PNG per image,
+.npy bytes; and the bar chart of a classifier's labels for a set of samples.
 
 Images are float arrays (N, 28, 28) (or (N, 1, 28, 28)) with values in [0, 1]; they are clipped
 and quantised to 8 bits for PNG.
@@ -40,6 +41,28 @@ def grid_array(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale:
     if scale > 1:
         out = np.kron(out, np.ones((scale, scale), dtype=np.uint8))
     return out
+
+
+SLIDE_WIDTH = 512
+
+
+def upscaled(array: np.ndarray, min_width: int = SLIDE_WIDTH) -> np.ndarray:
+    """Nearest-neighbour upscaling by the smallest whole factor k that makes the array at least
+    `min_width` pixels wide: every pixel becomes a k×k block (digits stay crisp, nothing is
+    interpolated)."""
+    a = np.asarray(array)
+    k = max(1, -(-int(min_width) // a.shape[1]))
+    return np.repeat(np.repeat(a, k, axis=0), k, axis=1)
+
+
+def slide_grid_png(images: np.ndarray, nrow: int | None = None, min_width: int = SLIDE_WIDTH) -> bytes:
+    """The grid PNG for a download: grid_array upscaled to at least `min_width` pixels wide."""
+    return png_bytes(upscaled(grid_array(images, nrow=nrow), min_width))
+
+
+def slide_png(png: bytes, min_width: int = SLIDE_WIDTH) -> bytes:
+    """A grid PNG already made (e.g. a shipped example) at slide size, upscaled as above."""
+    return png_bytes(upscaled(np.asarray(Image.open(io.BytesIO(png)).convert("L")), min_width))
 
 
 def png_bytes(array: np.ndarray) -> bytes:

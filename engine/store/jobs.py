@@ -6,6 +6,17 @@ folders do not: after a browser reload or a server restart, `runs()` finds every
 At most `max_running` jobs run at once; the rest wait as "queued" and start as slots free up
 (any call to `runs()`, `pump()` or `submit()` starts them). At most `max_queued` wait: a submit
 beyond that raises QueueFull (one sentence), so nobody can pile up unbounded work.
+
+A job's command gets its folder as `--out RUN_DIR` (or the flag named by submit's `out_flag`, e.g.
+`sample --run-dir`). Jobs that compute rather than train (sampling, inpainting) report through
+`LevelReporter` in the worker and are read back by `job_progress` / `read_array`:
+
+RUN_DIR/ (besides engine.store.runs' config.json, status.json, launch.json, log.txt, cancel)
+  status.json   + "unit" ("level"), "seconds" elapsed, "sec_per_unit" measured so far,
+                  "eta_seconds" = sec_per_unit · (total − step)
+  current.npy   the latest intermediate images (N, 28, 28) float32 in [0, 1], after each unit
+  result.json   what the command measured, written before the final state "finished"
+  *.npy, *.png  the command's results (engine.cli.sample: samples.npy, frames.npy, grid.png)
 """
 
 from __future__ import annotations
@@ -19,9 +30,12 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
+
 from engine.paths import PROJECT_ROOT, default_runs_root
-from engine.store.checkpoints import atomic_write_json
-from engine.store.runs import FINAL_STATES, RunInfo, pid_alive, read_json, read_run
+from engine.progress import eta_seconds, format_seconds
+from engine.store.checkpoints import _atomic_write, atomic_write_json
+from engine.store.runs import FINAL_STATES, RunInfo, RunWriter, pid_alive, read_json, read_run
 
 
 MAX_QUEUED = 8
@@ -49,8 +63,8 @@ class JobManager:
 
     # -- submitting and launching ------------------------------------------------------------
     def submit(self, argv: list[str], name: str, config: dict | None = None,
-               threads: int = 1) -> Path:
-        """Queue `python -m engine ARGV --out RUN_DIR`; returns the run folder. QueueFull when
+               threads: int = 1, out_flag: str = "--out") -> Path:
+        """Queue `python -m engine ARGV OUT_FLAG RUN_DIR`; returns the run folder. QueueFull when
         max_queued jobs are already waiting."""
         self.pump()
         waiting = sum(1 for i in self._scan() if i.state == "queued")
@@ -64,7 +78,7 @@ class JobManager:
         atomic_write_json(run_dir / "status.json", {"state": "queued", "step": 0})
         atomic_write_json(run_dir / "config.json", {
             "name": name, "argv": list(argv), "config": config or {}, "created": time.time(),
-            "threads": threads,
+            "threads": threads, "out_flag": out_flag,
         })
         self.pump()
         return run_dir
@@ -94,7 +108,7 @@ class JobManager:
                    PYTHONUNBUFFERED="1")
         log = open(info.dir / "log.txt", "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", *argv, "--out", str(info.dir)],
+            [sys.executable, "-m", "engine", *argv, info.config.get("out_flag") or "--out", str(info.dir)],
             cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, start_new_session=True,  # own process group: cancel kills the whole tree
         )
@@ -171,3 +185,105 @@ class JobManager:
 def _slug(name: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.lower())
     return keep.strip("-")[:40] or "run"
+
+
+# -- the worker's side of a computing job, and reading it back ---------------------------------------
+
+class JobCancelled(Exception):
+    """Raised inside the worker at the next progress report after a cancel was asked for."""
+
+
+class LevelReporter:
+    """`reporter(done, total, images=None)`: the progress callback a job's worker hands to the
+    engine (sample_images' `progress`). Writes current.npy and status.json with the measured
+    seconds per unit and the ETA; raises JobCancelled once a cancel was asked for (cancel file or
+    SIGTERM), so the job stops after the unit in progress."""
+
+    def __init__(self, run_dir, total: int = 0, unit: str = "level", every_seconds: float = 0.25):
+        self.dir = Path(run_dir)
+        self.writer = RunWriter(self.dir, total=total)
+        self.unit = unit
+        self.done, self.total = 0, total
+        self.every = every_seconds          # fast units: files rewritten at most this often
+        self.start = self._written = time.perf_counter()
+        self.writer.status("running", step=0, total=total, unit=unit, seconds=0.0,
+                           message=f"started, {total} {unit}s to go" if total else "started")
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def __call__(self, done: int, total: int, images=None) -> None:
+        self.done, self.total = int(done), int(total)
+        if self.writer.stop_requested:
+            raise JobCancelled()
+        if done < total and self.done > 1 and time.perf_counter() - self._written < self.every:
+            return
+        self._written = time.perf_counter()
+        if images is not None:
+            save_array(self.dir / "current.npy", images)
+        elapsed = self.seconds
+        self.writer.status("running", step=self.done, total=self.total, unit=self.unit,
+                           seconds=elapsed, sec_per_unit=elapsed / self.done if self.done else None,
+                           eta_seconds=eta_seconds(self.done, self.total, elapsed),
+                           message=f"{self.unit} {self.done} of {self.total}")
+
+    def finished(self, message: str, **result) -> None:
+        """result.json (with the elapsed seconds), then the final state."""
+        atomic_write_json(self.dir / "result.json", {"seconds": self.seconds, **result})
+        self.writer.status("finished", step=self.total, total=self.total, unit=self.unit,
+                           seconds=self.seconds, eta_seconds=0.0, message=message)
+
+    def cancelled(self) -> None:
+        self.writer.status("cancelled", step=self.done, total=self.total, unit=self.unit,
+                           seconds=self.seconds, eta_seconds=None,
+                           message=f"Cancelled after {self.unit} {self.done} of {self.total}.")
+
+    def failed(self, message: str) -> None:
+        self.writer.status("failed", step=self.done, total=self.total, unit=self.unit,
+                           seconds=self.seconds, message=message)
+
+
+def save_array(path, array) -> None:
+    """np.save, atomically (a reader never sees half an array)."""
+    a = np.asarray(array, dtype=np.float32)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, a, allow_pickle=False)
+    _atomic_write(Path(path), write)
+
+
+def read_array(path, ndim: int | None = None) -> np.ndarray | None:
+    """A float array a job wrote, or None when it is absent, damaged or of the wrong shape."""
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if a.dtype.kind != "f" or (ndim is not None and a.ndim != ndim):
+        return None
+    return a
+
+
+def job_progress(info: RunInfo) -> str:
+    """One line on a computing job: 'level 3 of 10 · 4.2 s elapsed · about 9.8 s left (1.40 s per
+    level, measured)', or its state's sentence."""
+    status = info.status
+    unit = status.get("unit") if isinstance(status.get("unit"), str) else "step"
+    seconds, per, eta = (status.get(k) for k in ("seconds", "sec_per_unit", "eta_seconds"))
+    if info.state == "queued":
+        return "Waiting for a free worker."
+    if info.state == "starting" or (info.state == "running" and not info.step):
+        return "Starting (loading the model)…"
+    if info.state != "running":
+        return info.message or info.state
+    parts = [f"{unit} {info.step} of {info.total}"]
+    if _number(seconds):
+        parts.append(f"{format_seconds(seconds)} elapsed")
+    if _number(eta) and _number(per):
+        parts.append(f"about {format_seconds(eta)} left ({per:.2f} s per {unit}, measured)")
+    return " · ".join(parts)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)

@@ -1,7 +1,12 @@
 """The MNIST page under AppTest: the shipped NCSN opens with a grid and a PNG download; sampling
-a small grid shows it with downloads whose bytes decode."""
+a small grid (a background job) shows it with downloads whose bytes decode, at slide size; a
+sampling job reports progress level by level with a live grid, leaves the page interactive, and
+stops on Cancel with one sentence; damaged job folders read as one sentence."""
 
 import io
+import json
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,7 +38,18 @@ def test_page_opens_on_the_shipped_model_with_a_grid_and_png_download(app):
     pngs = [d for d, mime, name in stored if mime == "image/png" and name and name.endswith(".png")]
     assert pngs, "no PNG download was offered"
     grid = _png(pngs[0])
-    assert grid.shape == (8 * 30 + 2, 8 * 30 + 2)  # 64 digits, 8 × 8 with 2-pixel gaps
+    side = 8 * 30 + 2                  # 64 digits, 8 × 8 with 2-pixel gaps …
+    assert grid.shape == (3 * side, 3 * side)  # … each pixel a 3 × 3 block: ≥ 512 px for a slide
+    assert np.array_equal(grid[::3, ::3], _png(pngs[0])[::3, ::3])
+
+
+def _finish(at, timeout=120.0):
+    """Rerun the page (as the job fragment's poll does) until no job shows a progress bar."""
+    deadline = time.time() + timeout
+    while at.get("progress") and time.time() < deadline:
+        time.sleep(0.3)
+        at.run()
+    assert not at.get("progress"), "the sampling job did not finish"
 
 
 def test_sampling_a_small_grid_offers_png_zip_and_npy(app):
@@ -43,11 +59,18 @@ def test_sampling_a_small_grid_offers_png_zip_and_npy(app):
     if at.checkbox(key="mnist_compare").value:
         at.checkbox(key="mnist_compare").uncheck()
     at.button(key="mnist_sample").click().run()
+    _finish(at)
     assert not at.exception and not at.error
     labels = [b.proto.label for b in at.get("download_button")]
     assert {"Grid PNG", "ZIP of PNGs", ".npy"} <= set(labels)
     grids = [d for d, mime, name in stored if name == "ncsn_grid.png"]
-    assert grids and _png(grids[-1]).shape == (2 * 30 + 2, 2 * 30 + 2)
+    side = 2 * 30 + 2                              # 2 × 2 digits with 2-pixel gaps, each pixel
+    assert grids and _png(grids[-1]).shape == (9 * side, 9 * side)   # a 9 × 9 block: ≥ 512 px
+    (npy,) = {d for d, mime, name in stored if name == "ncsn_samples.npy"}
+    images = np.load(io.BytesIO(npy))
+    assert images.shape == (4, 28, 28) and images.dtype == np.float32
+    from engine.render.images import grid_array
+    assert np.array_equal(_png(grids[-1])[::9, ::9], grid_array(images))  # nearest-neighbour
     assert len(at.get("image")) >= 1 and at.get("select_slider")  # the level slider
     metrics = {m.label for m in at.metric}
     assert "Fréchet distance" in metrics or at.warning
@@ -96,7 +119,7 @@ def test_the_training_form_submits_the_flags_of_one_config_or_one_sentence(app, 
 
     at, _ = app
     submitted = []
-    monkeypatch.setattr(JobManager, "submit", lambda self, argv, name, config=None:
+    monkeypatch.setattr(JobManager, "submit", lambda self, argv, name, config=None, **kw:
                         submitted.append(argv) or Path("/nonexistent") / name)
 
     def number(label):
@@ -120,3 +143,117 @@ def test_the_training_form_submits_the_flags_of_one_config_or_one_sentence(app, 
     add_arguments(parser)
     config = config_from_args(ImageTrainConfig, parser.parse_args([*argv[1:], "--out", "x"]))
     assert config == ImageTrainConfig(objective="dsm", steps=300, sigma_max=12.0, max_minutes=2.0)
+
+
+# -- sampling as a background job ---------------------------------------------------------------
+
+TINY = {"kind": "ncsn_unet", "channels": [8, 16, 16, 32], "embed_dim": 16}
+
+
+def _tiny_run(runs, levels=30):
+    """A tiny NCSN checkpoint in a training run folder (listed by the page's checkpoint picker)."""
+    import torch
+
+    from engine.models.registry import build_model
+    from engine.store.checkpoints import save_model
+
+    sig = list(np.geomspace(3.0, 0.05, levels))
+    meta = {"model": TINY, "objective": "ncsn",
+            "schedule": {"sigmas": sig, "gamma": sig[0] / sig[1], "steps_per_level": 2,
+                         "step_size": 2e-4, "sigma_min": sig[-1], "sigma_max": sig[0],
+                         "budget_levels": levels}}
+    torch.manual_seed(0)
+    save_model(runs / "20260101-000000-tiny" / "model", build_model(TINY), meta)
+
+
+def _progress(at) -> tuple[int, str]:
+    (bar,) = at.get("progress")
+    return bar.proto.value, bar.proto.text
+
+
+def _poll_until(at, ok, timeout=90.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        if ok():
+            return
+        time.sleep(0.3)
+    raise AssertionError("the page never showed what was expected")
+
+
+def test_sampling_job_reports_progress_stays_interactive_and_cancels(app, tmp_path):
+    from engine.store.runs import read_run
+
+    at, _ = app
+    _tiny_run(tmp_path / "runs")
+    at.run()
+    picker = at.selectbox(key="mnist_ckpt")
+    picker.select(next(o for o in picker.options if "tiny" in o)).run()
+    at.select_slider(key="mnist_n").set_value(100)
+    at.number_input(key="mnist_T").set_value(50)        # slow enough to watch: ~1 s per level
+    if at.checkbox(key="mnist_compare").value:
+        at.checkbox(key="mnist_compare").uncheck()
+    start = time.time()
+    at.button(key="mnist_sample").click().run()
+    assert time.time() - start < 20 and not at.exception   # the click does not wait for sampling
+    (run_dir,) = at.session_state["mnist_jobs"]["runs"].values()
+
+    # Progress by level, measured ETA, and the grid after the last level, over two polls.
+    _poll_until(at, lambda: _progress(at)[1].startswith("level "))
+    first, text = _progress(at)
+    assert "of 30" in text and "left" in text and "per level, measured" in text
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert any(c.startswith("after level ") for c in captions)
+    _poll_until(at, lambda: _progress(at)[0] > first)
+
+    # Another widget reruns the whole page promptly while the job keeps running.
+    start = time.time()
+    at.checkbox(key="mnist_denoise").uncheck().run()
+    assert time.time() - start < 20 and not at.exception
+    assert read_run(run_dir).state == "running" and at.get("progress")
+    assert any("earlier settings" in c.value for c in at.caption)
+
+    # Cancel: the job stops within a level or two, and the page says so in one sentence.
+    at.button(key="mnist_jobs_cancel_0").click().run()
+    _poll_until(at, lambda: not at.get("progress"), timeout=30)
+    info = read_run(run_dir)
+    assert info.state == "cancelled" and info.step < 30
+    (warning,) = [w.value for w in at.warning]
+    assert warning.startswith("Sampling was cancelled after level ") and warning.endswith("of 30.")
+    assert not at.exception and not at.error
+
+
+@pytest.mark.parametrize("damage", ["no folder", "bad status", "bad arrays", "killed"])
+def test_a_damaged_sampling_job_reads_as_one_sentence(app, tmp_path, damage):
+    import shutil
+
+    at, _ = app
+    _tiny_run(tmp_path / "runs", levels=3)
+    at.run()
+    picker = at.selectbox(key="mnist_ckpt")
+    picker.select(next(o for o in picker.options if "tiny" in o)).run()
+    at.select_slider(key="mnist_n").set_value(4)
+    at.number_input(key="mnist_T").set_value(1)
+    if at.checkbox(key="mnist_compare").value:
+        at.checkbox(key="mnist_compare").uncheck()
+    at.button(key="mnist_sample").click().run()
+    _finish(at)
+    (run_dir,) = at.session_state["mnist_jobs"]["runs"].values()
+    run_dir = Path(run_dir)
+    assert (run_dir / "samples.npy").exists() and not at.exception
+    if damage == "no folder":
+        shutil.rmtree(run_dir)
+    elif damage == "bad status":
+        (run_dir / "status.json").write_text(json.dumps(["not", "an", "object"]))
+    elif damage == "bad arrays":
+        (run_dir / "samples.npy").write_bytes(b"garbage")
+        status = json.loads((run_dir / "status.json").read_text())
+        (run_dir / "status.json").write_text(json.dumps({**status, "updated": 1.0}))
+    else:                                    # a worker killed mid-run: no final state, no process
+        status = json.loads((run_dir / "status.json").read_text())
+        (run_dir / "status.json").write_text(json.dumps({**status, "state": "running", "pid": 2**31 - 1}))
+        (run_dir / "launch.json").write_text(json.dumps({"pid": 2**31 - 1}))
+    at.run()
+    assert not at.exception
+    shown = [e.value for e in at.error] + [w.value for w in at.warning]
+    assert len(shown) == 1 and shown[0].count(".") >= 1 and "Traceback" not in shown[0], shown
