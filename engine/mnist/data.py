@@ -152,9 +152,12 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
-            import numpy.core.multiarray as ma  # noqa: F401 — the only callables allowed
-            if name == "_reconstruct":
-                return np.core.multiarray._reconstruct
+            if name == "_reconstruct":   # the only callable allowed (numpy 2 moved it to numpy._core)
+                try:
+                    from numpy._core.multiarray import _reconstruct
+                except ImportError:
+                    from numpy.core.multiarray import _reconstruct
+                return _reconstruct
             return getattr(np, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 

@@ -56,6 +56,8 @@ class ImageTrainConfig:
                                      low=0, low_open=True, label="step size ε")
     dsm_sigma: float = option(0.1, "the baseline's single σ",
                               low=0, low_open=True, label="baseline's noise level σ")
+    lr_warmup: int = option(200, "linear learning-rate warm-up over this many steps", low=0)
+    grad_clip: float = option(1.0, "max global gradient norm (0: no clipping)", low=0)
     ema: float = option(0.999, "EMA decay of the weights (what is saved and sampled)",
                         low=0, high=1, high_open=True, label="EMA decay")
     arch: str = option("res", "res: residual U-Net with EDM preconditioning; small: the first "
@@ -97,7 +99,8 @@ class ImageTrainConfig:
         return self.sigma_min or (0.002 if self.noise == "continuous" else 0.01)
 
     def loop_config(self) -> LoopConfig:
-        return LoopConfig(steps=self.steps, lr=self.lr, ema=self.ema, record_every=self.record_every,
+        return LoopConfig(steps=self.steps, lr=self.lr, ema=self.ema, lr_warmup=self.lr_warmup,
+                          grad_clip=self.grad_clip, record_every=self.record_every,
                           checkpoint_every=self.checkpoint_every, max_minutes=self.max_minutes,
                           max_cpu_minutes=self.max_cpu_minutes)
 
