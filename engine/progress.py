@@ -15,7 +15,8 @@ API
     Reporter(label, total, unit="step", stream=None, every_seconds=5, every_percent=10, tty=None,
              initial=0)
         .update(done, eta=None, total=None, **fields)
-                                  `done` of `total` finished (an absolute count, not an increment;
+                                  `done` of `total` finished (an absolute count, not an increment,
+                                  whole or fractional: 4.5 images, ODE time 0.42 of 1;
                                   counting from `initial`, e.g. a resumed step, for the rate);
                                   `fields` (e.g. loss=0.04) are shown after it; `eta` (seconds)
                                   replaces the rate estimate, e.g. when a time budget ends the work
@@ -64,11 +65,16 @@ def _value(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def progress_line(label: str, unit: str, done: int, total: int, elapsed: float, eta: float | None,
+def _count(v) -> str:
+    """12 → '12'; 4.5 → '4.5' (work measured in fractions: images of an ODE batch, ODE time)."""
+    return str(int(v)) if float(v).is_integer() else f"{v:.3g}"
+
+
+def progress_line(label: str, unit: str, done: float, total: float, elapsed: float, eta: float | None,
                   fields: dict | None = None) -> str:
     """'sample: level 40/95 (42%), 3.1 s elapsed, ETA 4.2 s[, name value …]'."""
     pct = int(100 * done / total) if total else 100
-    parts = [f"{label}: {unit + ' ' if unit else ''}{done}/{total} ({pct}%)",
+    parts = [f"{label}: {unit + ' ' if unit else ''}{_count(done)}/{_count(total)} ({pct}%)",
              f"{format_seconds(elapsed)} elapsed"]
     if done < total and eta is not None:
         parts.append(f"ETA {format_seconds(eta)}")
@@ -102,13 +108,13 @@ class Reporter:
     def __init__(self, label: str, total: int, unit: str = "step", stream=None,
                  every_seconds: float = 5.0, every_percent: float = 10.0, tty: bool | None = None,
                  initial: int = 0, clock=time.perf_counter):
-        self.label, self.total, self.unit = label, max(int(total), 0), unit
+        self.label, self.total, self.unit = label, max(total, 0), unit
         self.stream = stream or sys.stderr
         self.tty = _is_tty(self.stream) if tty is None else tty
         self.every_seconds, self.every_percent = every_seconds, every_percent
         self.clock = clock
         self.start = clock()
-        self.initial = self.done = int(initial)
+        self.initial = self.done = initial
         self.last_line: tuple[float, float] | None = None   # (time, percent) of the last plain line
         self.last_draw = -1.0
         self.bar = None
@@ -120,12 +126,13 @@ class Reporter:
     def rate_eta(self, done: int, elapsed: float) -> float | None:
         return eta_seconds(done - self.initial, self.total - self.initial, elapsed)
 
-    def update(self, done: int, eta: float | None = None, total: int | None = None, **fields) -> None:
-        if total is not None and int(total) != self.total:
-            self.total = max(int(total), 0)
+    def update(self, done: float, eta: float | None = None, total: float | None = None,
+               **fields) -> None:
+        if total is not None and total != self.total:
+            self.total = max(total, 0)
             if self.bar is not None:
                 self.bar.total = self.total
-        done = min(int(done), self.total) if self.total else int(done)
+        done = min(done, self.total) if self.total else done
         self.done = done
         elapsed = self.clock() - self.start
         rate_eta = self.rate_eta(done, elapsed)

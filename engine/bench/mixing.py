@@ -15,6 +15,7 @@ import sys
 import time
 
 from engine.paths import PROJECT_ROOT
+from engine.progress import phase
 
 
 def add_arguments(p) -> None:
@@ -166,9 +167,12 @@ def run(args) -> int:
             load = float(f.read().split()[0])
     except OSError:
         load = float("nan")
+    phase(f"bench mixing: sampler throughput, {args.particles} particles × {args.steps} steps, "
+          f"{args.repeats} repeats of each path…")
     result = {"load_average_1min": load, "throughput": _throughput(args.particles, args.steps,
                                                                    args.repeats)}
     if not args.no_page:
+        phase(f"bench mixing: Langevin page reruns (AppTest), {args.repeats} repeats…")
         result["page"] = _page_rerun(args.repeats)
     if args.json:
         print(json.dumps(result))

@@ -76,10 +76,11 @@ def train_tutorial(minutes: float, budget: str = "cpu", seed: int = 0, batch: in
 
 @torch.no_grad()
 def pc_sample(model, n: int, steps: int = 500, snr: float = 0.16, sigma: float = 25.0,
-              eps: float = 1e-3, seed: int = 0) -> tuple[np.ndarray, float]:
+              eps: float = 1e-3, seed: int = 0, progress=None) -> tuple[np.ndarray, float]:
     """The predictor–corrector sampler (engine.samplers.reverse) on the tutorial VE SDE: `steps`
     times from t = 1 to eps, one Langevin corrector step (snr) then one reverse-SDE Euler–Maruyama
-    step each, the last returning the mean; images clipped to [0, 1]. Returns (images, seconds)."""
+    step each, the last returning the mean; images clipped to [0, 1]. Returns (images, seconds).
+    progress(step, steps) after every step."""
     from engine.samplers.reverse import SDESamplerConfig, predictor_corrector
     from engine.sde.sdes import TutorialVESDE
 
@@ -87,7 +88,8 @@ def pc_sample(model, n: int, steps: int = 500, snr: float = 0.16, sigma: float =
     g = torch.Generator().manual_seed(seed)
     t0, c0 = time.perf_counter(), time.process_time()
     x_init = sde.prior_sampling((n, 1, 28, 28), generator=g)
-    out = predictor_corrector(model, x_init, sde, SDESamplerConfig(sampler="pc", steps=steps, snr=snr), g)
+    out = predictor_corrector(model, x_init, sde, SDESamplerConfig(sampler="pc", steps=steps, snr=snr), g,
+                              callback=None if progress is None else (lambda i: progress(i["step"], steps)))
     images = out.x.clamp(0, 1)[:, 0].numpy()
     pc_sample.last_cpu_seconds = time.process_time() - c0
     return images, time.perf_counter() - t0
@@ -96,6 +98,7 @@ def pc_sample(model, n: int, steps: int = 500, snr: float = 0.16, sigma: float =
 def run(args) -> int:
     from engine.mnist.quality import evaluate_samples, real_reference
     from engine.mnist.sampling import SampleConfig, sample_images
+    from engine.progress import phase, reporter
     from engine.render.images import grid_png
     from engine.training.images import ImageTrainConfig, train_mnist
     from engine.store.checkpoints import load_model, save_model
@@ -114,9 +117,12 @@ def run(args) -> int:
                                max_minutes=args.minutes if args.budget == "wall" else None,
                                max_cpu_minutes=args.minutes if args.budget == "cpu" else None)
         run_dir = os.path.join(out_dir, "ncsn")
+        phase(f"bench mnist: training the NCSN for {args.minutes:g} {args.budget}-minutes…")
         trained = train_mnist(cfg, run_dir, torch.device("cpu"), log=log).progress
         model, meta = load_model(os.path.join(run_dir, "model"))
-        samples = sample_images(model, meta, SampleConfig(n=args.n, seed=args.seed))
+        with reporter("ncsn sample", 0, unit="level") as bar:
+            samples = sample_images(model, meta, SampleConfig(n=args.n, seed=args.seed),
+                                    progress=bar.callback())
         with open(os.path.join(out_dir, "ncsn.png"), "wb") as f:
             f.write(grid_png(samples.images))
         report["ncsn"] = {"train_steps": trained.step, "train_wall_seconds": round(trained.seconds, 1),
@@ -128,12 +134,15 @@ def run(args) -> int:
                           **evaluate_samples(samples.images)}
         log(json.dumps({"ncsn": report["ncsn"]}))
     if args.only in ("both", "tutorial"):
+        phase(f"bench mnist: training the tutorial model for {args.minutes:g} {args.budget}-minutes…")
         model, info = train_tutorial(args.minutes, args.budget, seed=args.seed, log=log)
         save_model(os.path.join(out_dir, "tutorial"), model,
                    {"model": {"kind": "tutorial_unet", **{k: v for k, v in model.config.items()
                                                           if k in ("channels", "embed_dim", "sigma")}},
                     "objective": "ve_sde", "train": info})
-        images, seconds = pc_sample(model, args.n, steps=args.pc_steps, snr=args.snr, seed=args.seed)
+        with reporter("tutorial sample", args.pc_steps, unit="step") as bar:
+            images, seconds = pc_sample(model, args.n, steps=args.pc_steps, snr=args.snr, seed=args.seed,
+                                        progress=bar.callback())
         with open(os.path.join(out_dir, "tutorial.png"), "wb") as f:
             f.write(grid_png(images))
         report["tutorial"] = {"train_steps": info["steps"], "train_wall_seconds": round(info["wall_seconds"], 1),

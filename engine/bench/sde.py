@@ -16,6 +16,7 @@ import time
 
 from engine.lab.mixing import MixConfig, run_mix
 from engine.lab.sde_mixing import SDEMixConfig, run_sde_mix
+from engine.progress import reporter
 
 ODE_TOLERANCES = (1e-1, 3e-2, 1e-2, 1e-3, 1e-5)
 
@@ -30,12 +31,15 @@ def _annealed(budget: int, base: SDEMixConfig, seed: int):
 
 
 def nfe_sweep(base: SDEMixConfig, budgets=(20, 50, 100, 200, 500), seeds=(0, 1),
-              samplers=("sde", "pc", "ode", "annealed"), tolerances=ODE_TOLERANCES) -> list[dict]:
+              samplers=("sde", "pc", "ode", "annealed"), tolerances=ODE_TOLERANCES,
+              progress=None) -> list[dict]:
     """Rows {sampler, budget, nfe, weight_error, sliced_wasserstein, seconds} averaged over seeds.
-    Diverged runs are reported with error None and the message."""
+    Diverged runs are reported with error None and the message. progress(rows_done, rows) after
+    every row."""
     from engine.samplers.langevin import SamplerDiverged
 
     rows = []
+    total = sum(len(tolerances) if s == "ode" else len(budgets) for s in samplers)
 
     def average(sampler, budget, runs):
         ok = [r for r in runs if "error" not in r]
@@ -50,6 +54,8 @@ def nfe_sweep(base: SDEMixConfig, budgets=(20, 50, 100, 200, 500), seeds=(0, 1),
                        sliced_wasserstein=round(sum(r["sliced_wasserstein"] for r in ok) / n, 4),
                        seconds=round(sum(r["seconds"] for r in ok) / n, 4))
         rows.append(row)
+        if progress is not None:
+            progress(len(rows), total)
 
     def attempt(fn):
         try:
@@ -104,7 +110,8 @@ def run(args) -> int:
     base.validate()
     budgets = tuple(int(b) for b in args.budgets.split(",") if b.strip())
     start = time.perf_counter()
-    rows = nfe_sweep(base, budgets=budgets, seeds=tuple(range(args.seeds)))
+    with reporter("bench sde", 0, unit="point") as bar:
+        rows = nfe_sweep(base, budgets=budgets, seeds=tuple(range(args.seeds)), progress=bar.callback())
     if args.json:
         print(json.dumps({"sde": args.sde, "particles": args.particles, "seeds": args.seeds,
                           "rows": rows, "seconds": round(time.perf_counter() - start, 1)}))

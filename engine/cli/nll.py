@@ -16,6 +16,7 @@ import time
 import torch
 
 from engine.cli.main import number
+from engine.progress import reporter
 from engine.lab.sde_mixing import SDEMixConfig
 from engine.samplers.reverse import SDESamplerConfig
 from engine.training.flags import field_help
@@ -78,8 +79,9 @@ def run(args) -> int:
     x = mixture.sample(args.points, generator=torch.Generator().manual_seed(args.seed),
                        dtype=torch.float64)
     start = time.perf_counter()
-    res = ode_log_likelihood(score_fn, x, sde, exact_trace=not args.hutchinson, rtol=args.rtol,
-                             atol=args.atol, seed=args.seed)
+    with reporter("nll", 1.0, unit="ODE time") as bar:    # the share of [eps, T] integrated
+        res = ode_log_likelihood(score_fn, x, sde, exact_trace=not args.hutchinson, rtol=args.rtol,
+                                 atol=args.atol, seed=args.seed, progress=bar.update)
     seconds = time.perf_counter() - start
     out = {
         "nll_ode": round(float(-res.log_p.mean()), 5),

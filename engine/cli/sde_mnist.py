@@ -14,6 +14,7 @@ import json
 from engine.cli.main import number, number_list
 from engine.mnist.sampling import SampleConfig
 from engine.mnist.sde_tasks import MASKS
+from engine.progress import reporter
 from engine.samplers.reverse import SDESamplerConfig
 from engine.training.flags import field_help
 
@@ -58,15 +59,20 @@ def run(args) -> int:
 
         data = load_mnist()
         idx = np.random.default_rng(args.seed).choice(len(data.test_images), args.images, replace=False)
-        out = sde_tasks.mnist_bits_per_dim(score_fn, sde, data.test_images[idx], seed=args.seed)
+        with reporter("bits/dim", args.images, unit="image") as bar:
+            out = sde_tasks.mnist_bits_per_dim(score_fn, sde, data.test_images[idx], seed=args.seed,
+                                               progress=bar.callback())
         out["split"] = "test"
     elif args.what == "cost":
         budgets = tuple(int(b) for b in args.budgets.split(",") if b.strip())
-        out = {"rows": sde_tasks.cost_sweep(score_fn, sde, args.n, budgets, seed=args.seed), "n": args.n}
+        with reporter("cost", 0, unit="sampler run") as bar:
+            rows = sde_tasks.cost_sweep(score_fn, sde, args.n, budgets, seed=args.seed,
+                                        progress=bar.callback())
+        out = {"rows": rows, "n": args.n}
     else:
-        with torch.no_grad():
+        with torch.no_grad(), reporter("inpaint", args.steps, unit="step") as bar:
             out = sde_tasks.inpaint_rate(score_fn, sde, args.digits, args.mask, args.completions,
-                                         args.steps, args.snr, args.seed)
+                                         args.steps, args.snr, args.seed, progress=bar.callback())
     out["checkpoint"] = str(args.checkpoint)
     out["sde"] = sde.describe()
     print(json.dumps(out))

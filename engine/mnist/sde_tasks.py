@@ -51,36 +51,39 @@ def make_mask(kind: str, seed: int = 0) -> np.ndarray:
 
 
 def inpaint(score_fn, sde: SDE, images: np.ndarray, mask: np.ndarray, completions: int = 4,
-            steps: int = 250, snr: float = 0.16, seed: int = 0) -> tuple[np.ndarray, int]:
+            steps: int = 250, snr: float = 0.16, seed: int = 0,
+            progress=None) -> tuple[np.ndarray, int]:
     """Complete each image (N, 28, 28) in [0, 1] `completions` times: (N, completions, 28, 28)
-    clipped to [0, 1], and the NFE used."""
+    clipped to [0, 1], and the NFE used. progress(step, steps) after every sampler step."""
     imgs = torch.from_numpy(np.asarray(images, dtype=np.float32)).reshape(-1, 1, 28, 28)
     n = imgs.shape[0]
     known = imgs.repeat_interleave(completions, 0)
     m = torch.from_numpy(np.asarray(mask, dtype=np.float32)).reshape(1, 1, 28, 28)
     m = m.expand_as(known).contiguous() if m.shape[0] == 1 else m
     cfg = SDESamplerConfig(sampler="pc", steps=steps, snr=snr, corrector_steps=1)
-    res = pc_inpaint(score_fn, known, m, sde, cfg, torch.Generator().manual_seed(seed))
+    res = pc_inpaint(score_fn, known, m, sde, cfg, torch.Generator().manual_seed(seed),
+                     callback=None if progress is None else (lambda info: progress(info["step"], steps)))
     out = res.x.clamp(0, 1).reshape(n, completions, 28, 28).numpy()
     return out, res.nfe
 
 
 def mnist_bits_per_dim(score_fn, sde: SDE, images_uint8: np.ndarray, seed: int = 0,
                        rtol: float = 1e-5, atol: float = 1e-5, batch: int = 8,
-                       eps: float = 1e-5) -> dict:
+                       eps: float = 1e-5, progress=None) -> dict:
     """bits/dim of uniformly dequantised test digits (data in [0, 1)), Hutchinson trace with a
     fixed Rademacher probe per batch, probability-flow ODE with RK45 from t = eps = 1e-5 (as in
     score_sde and the tutorial: the kernel's std there must be below one pixel level, 1/256 —
     the tutorial SDE's std is 0.003 at 1e-5 but 0.03 at its sampling eps 1e-3, which would
-    cost ~3 bits/dim)."""
+    cost ~3 bits/dim). progress(images_done, images) as the ODE goes (fractions within a batch)."""
     g = torch.Generator().manual_seed(seed)
     imgs = torch.from_numpy(np.asarray(images_uint8)).reshape(-1, 1, 28, 28)
     bpds, nfes = [], []
     start = time.perf_counter()
     for i in range(0, len(imgs), batch):
         x = dequantize(imgs[i:i + batch], generator=g)
+        within = None if progress is None else (lambda f, i=i, k=len(x): progress(i + f * k, len(imgs)))
         res = ode_log_likelihood(score_fn, x, sde, exact_trace=False, rtol=rtol, atol=atol,
-                                 seed=seed + i, dtype=torch.float32, eps=eps)
+                                 seed=seed + i, dtype=torch.float32, eps=eps, progress=within)
         bpds.append(bits_per_dim(res.log_p.double(), 784))
         nfes.append(res.nfe)
     bpd = torch.cat(bpds)
@@ -94,9 +97,10 @@ def mnist_bits_per_dim(score_fn, sde: SDE, images_uint8: np.ndarray, seed: int =
 
 
 def inpaint_rate(score_fn, sde: SDE, digits: int = 20, mask: str = "bottom", completions: int = 2,
-                 steps: int = 250, snr: float = 0.16, seed: int = 0) -> dict:
+                 steps: int = 250, snr: float = 0.16, seed: int = 0, progress=None) -> dict:
     """Fraction of completions that the project's classifier assigns to the true class of the
-    masked test digit (and, for reference, its accuracy on the masked digits themselves)."""
+    masked test digit (and, for reference, its accuracy on the masked digits themselves).
+    progress(step, steps) after every sampler step."""
     from engine.models.classifier import predict
     from engine.mnist.quality import load_classifier
     from engine.mnist.data import load_mnist
@@ -108,7 +112,7 @@ def inpaint_rate(score_fn, sde: SDE, digits: int = 20, mask: str = "bottom", com
     labels = data.test_labels[idx]
     m = make_mask(mask, seed)
     start = time.perf_counter()
-    out, nfe = inpaint(score_fn, sde, imgs, m, completions, steps, snr, seed)
+    out, nfe = inpaint(score_fn, sde, imgs, m, completions, steps, snr, seed, progress=progress)
     clf, _ = load_classifier()
     probs, _ = predict(clf, out.reshape(-1, 28, 28))
     pred = probs.argmax(1).reshape(digits, completions)
@@ -122,10 +126,11 @@ def inpaint_rate(score_fn, sde: SDE, digits: int = 20, mask: str = "bottom", com
 
 
 def cost_sweep(score_fn, sde: SDE, n: int = 32, budgets=(50, 100, 200),
-               tolerances=(1e-2, 1e-3, 1e-5), seed: int = 0) -> list[dict]:
+               tolerances=(1e-2, 1e-3, 1e-5), seed: int = 0, progress=None) -> list[dict]:
     """Classifier-based quality of n samples per sampler at fixed NFE budgets (reverse SDE with
     N = B, PC with N = B/2) and the ODE at a ladder of tolerances: mean confidence, Fréchet
-    distance of classifier features to real test digits, classes present. Last step: the mean."""
+    distance of classifier features to real test digits, classes present. Last step: the mean.
+    progress(runs_done, runs) after every sampler run."""
     from engine.mnist.quality import evaluate_samples
     from engine.samplers.langevin import SamplerDiverged
     from engine.samplers.reverse import sample
@@ -134,7 +139,9 @@ def cost_sweep(score_fn, sde: SDE, n: int = 32, budgets=(50, 100, 200),
     runs = [("sde", b, dict(steps=b)) for b in budgets]
     runs += [("pc", b, dict(steps=max(1, b // 2))) for b in budgets]
     runs += [("ode", f"tol {tol:g}", dict(rtol=tol, atol=tol)) for tol in tolerances]
-    for sampler, budget, kw in runs:
+    for k, (sampler, budget, kw) in enumerate(runs):
+        if progress is not None:
+            progress(k, len(runs))
         g = torch.Generator().manual_seed(seed)
         x0 = sde.prior_sampling((n, 1, 28, 28), generator=g)
         start = time.perf_counter()
@@ -150,4 +157,6 @@ def cost_sweep(score_fn, sde: SDE, n: int = 32, budgets=(50, 100, 200),
                      "frechet_distance": round(q["frechet_distance"], 3),
                      "classes_present": q["classes_present"],
                      "seconds": round(time.perf_counter() - start, 1)})
+    if progress is not None:
+        progress(len(runs), len(runs))
     return rows

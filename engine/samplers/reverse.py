@@ -121,17 +121,19 @@ def reverse_sde(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE, config: SDESa
 
 
 def predictor_corrector(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE,
-                        config: SDESamplerConfig, rng: torch.Generator | None = None
-                        ) -> SDESampleResult:
-    """Langevin corrector (snr r) then reverse-SDE Euler–Maruyama predictor at every time."""
+                        config: SDESamplerConfig, rng: torch.Generator | None = None,
+                        callback=None) -> SDESampleResult:
+    """Langevin corrector (snr r) then reverse-SDE Euler–Maruyama predictor at every time;
+    callback(info) after every step (see _predictor_corrector)."""
     return _predictor_corrector(score_fn, x_init, sde, config, rng,
-                                corrector_steps=config.corrector_steps)
+                                corrector_steps=config.corrector_steps, callback=callback)
 
 
 def _predictor_corrector(score_fn, x_init, sde, config, rng, corrector_steps: int,
-                         condition=None, what: str | None = None):
+                         condition=None, what: str | None = None, callback=None):
     """The one PC loop. `condition(x, t, final)`, when given, is applied after every corrector and
-    predictor step (inpainting replaces the known pixels there); final marks the last step."""
+    predictor step (inpainting replaces the known pixels there); final marks the last step.
+    `callback({"x", "step", "t", "final"})`, when given, is called after every step (progress)."""
     config.validate()
     n = config.steps
     times = _time_grid(sde, n)
@@ -158,7 +160,10 @@ def _predictor_corrector(score_fn, x_init, sde, config, rng, corrector_steps: in
             x = condition(x, float(times[i + 1]), last)
         if i % 10 == 9 or last:
             _check(x, float(times[i + 1]), what, hint, config.blowup_radius)
-        rec({"x": x, "step": i + 1, "t": float(times[i + 1]), "final": last})
+        info = {"x": x, "step": i + 1, "t": float(times[i + 1]), "final": last}
+        rec(info)
+        if callback is not None:
+            callback(info)
     return SDESampleResult(x=x, frames=rec.frames(), frame_times=rec.labels("t"), nfe=nfe)
 
 
@@ -220,12 +225,13 @@ def sample(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE, config: SDESampler
 # -- controllable generation: inpainting ---------------------------------------------------------
 
 def pc_inpaint(score_fn: ScoreFn, known: torch.Tensor, mask: torch.Tensor, sde: SDE,
-               config: SDESamplerConfig, rng: torch.Generator | None = None) -> SDESampleResult:
+               config: SDESamplerConfig, rng: torch.Generator | None = None,
+               callback=None) -> SDESampleResult:
     """Predictor–corrector inpainting (score_sde's controllable generation): the PC sampler above,
     with the known pixels (mask = 1) replaced after every corrector and predictor step by a fresh
     forward-SDE draw of the known data at the current time, x ← x·(1−m) + (m(t)·y + std(t)·z)·m,
     so the unknown pixels are sampled from p_t(x_unknown | x_known). At the end the known pixels
-    equal y."""
+    equal y. `callback(info)` is called after every step (see _predictor_corrector)."""
     config.validate()
     mask = mask.to(known.dtype)
 
@@ -240,4 +246,4 @@ def pc_inpaint(score_fn: ScoreFn, known: torch.Tensor, mask: torch.Tensor, sde: 
     with torch.no_grad():
         return _predictor_corrector(score_fn, impose(x, sde.T), sde, config, rng,
                                     config.corrector_steps, condition=impose,
-                                    what="inpainting sampler")
+                                    what="inpainting sampler", callback=callback)

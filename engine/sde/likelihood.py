@@ -68,7 +68,7 @@ def _divergence_hutchinson(fn, x: torch.Tensor, probe: torch.Tensor):
 def ode_log_likelihood(score_fn, x: torch.Tensor, sde: SDE, exact_trace: bool | None = None,
                        rtol: float = 1e-5, atol: float = 1e-5, seed: int = 0,
                        dtype=torch.float64, terminal_logp=None,
-                       eps: float | None = None) -> LikelihoodResult:
+                       eps: float | None = None, progress=None) -> LikelihoodResult:
     """log p(x) in nats per sample from the probability-flow ODE.
 
     score_fn(x, t) must be differentiable in x (autograd). exact_trace defaults to True for
@@ -76,7 +76,9 @@ def ode_log_likelihood(score_fn, x: torch.Tensor, sde: SDE, exact_trace: bool | 
     terminal_logp(z) replaces the prior's log-density at t = 1 (tests use the exact p_1 of a
     mixture to check the integration alone; the prior differs from p_1 by a little).
     eps (default sde.eps) is where the integration starts: log p_eps is the density of the data
-    smoothed by the kernel at eps, so for bits/dim it must be well below one pixel level."""
+    smoothed by the kernel at eps, so for bits/dim it must be well below one pixel level.
+    progress(fraction), when given, is called after every accepted solver step with the share
+    of the time range [eps, T] integrated so far."""
     shape = x.shape
     n = shape[0]
     d = x[0].numel()
@@ -85,6 +87,7 @@ def ode_log_likelihood(score_fn, x: torch.Tensor, sde: SDE, exact_trace: bool | 
     g = torch.Generator().manual_seed(seed)
     probe = (torch.randint(0, 2, shape, generator=g) * 2 - 1).to(dtype)
     nfe = 0
+    t0 = sde.eps if eps is None else float(eps)
 
     def drift(xx, t):
         return sde.reverse_drift(xx, t, score_fn(xx, t), probability_flow=True)
@@ -105,8 +108,13 @@ def ode_log_likelihood(score_fn, x: torch.Tensor, sde: SDE, exact_trace: bool | 
         return out
 
     y0 = np.concatenate([x.detach().double().reshape(-1).numpy(), np.zeros(n)])
-    t0 = sde.eps if eps is None else float(eps)
-    sol = solve_ivp(rhs, (t0, sde.T), y0, method="RK45", rtol=rtol, atol=atol)
+
+    def accepted(t, y):   # solve_ivp evaluates events after every accepted step: progress only
+        progress((float(t) - t0) / (sde.T - t0))
+        return 1.0        # never zero: no event, the solution is unchanged
+
+    sol = solve_ivp(rhs, (t0, sde.T), y0, method="RK45", rtol=rtol, atol=atol,
+                    events=[accepted] if progress is not None else None)
     if not sol.success or not np.all(np.isfinite(sol.y[:, -1])):
         raise LikelihoodError(f"The likelihood ODE failed ({sol.message.rstrip('.')}); try a "
                               f"looser tolerance or check the score model matches this SDE.")

@@ -126,3 +126,9 @@ def test_reporter_and_phase_print_only_when_enabled(capsys):
         progress.disable()
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "step 5: preview…" and err[1].startswith("train: step 10/10 (100%)")
+
+
+def test_fractional_work_reads_as_fractions():
+    assert progress_line("nll", "t", 0.42, 1.0, 2.0, eta_seconds(0.42, 1.0, 2.0)) == \
+        f"nll: t 0.42/1 (42%), 2.0 s elapsed, ETA {format_seconds(2.0 * 0.58 / 0.42)}"
+    assert progress_line("bits/dim", "image", 4.5, 16, 1.0, None).startswith("bits/dim: image 4.5/16 (28%)")
