@@ -23,6 +23,9 @@ def add_arguments(p) -> None:
         q.add_argument("--threads", type=int, default=None,
                        help="torch CPU threads (default: $SCORELAB_THREADS, else 1)")
         q.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state")
+        if what == "mnist":
+            q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                           help="where to train: auto picks CUDA or MPS when present (default: auto)")
 
 
 def run(args) -> int:
@@ -40,9 +43,13 @@ def run(args) -> int:
     torch.set_num_threads(args.threads or int(os.environ.get("SCORELAB_THREADS", "1") or 1))
     writer = RunWriter(args.out, total=cfg.steps)
     writer.status("running", step=0, total=cfg.steps)
-    train = train_2d if args.what == "2d" else train_mnist
     try:
-        result = train(cfg, args.out, writer, resume=args.resume)
+        if args.what == "2d":
+            result = train_2d(cfg, args.out, writer, resume=args.resume)
+        else:
+            from engine.device import pick_device
+
+            result = train_mnist(cfg, args.out, writer, resume=args.resume, device=pick_device(args.device))
     except (ValueError, OSError) as err:
         writer.status("failed", message=str(err))
         raise

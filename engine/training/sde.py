@@ -103,9 +103,11 @@ class SDETrainMnistConfig(ContinuousTrainConfig):
             raise ValueError("--channels must be four positive integers like 32,64,128,256.")
 
 
-def _train(model, sde: SDE, draw, cfg, meta, out_dir, writer, resume: bool) -> LoopResult:
-    """The continuous objective on batches draw(g), on the one loop."""
-    start = resume_point(out_dir) if (resume and out_dir is not None) else None
+def _train(model, sde: SDE, draw, cfg, meta, out_dir, writer, resume: bool,
+           device: torch.device = torch.device("cpu")) -> LoopResult:
+    """The continuous objective on batches draw(g) (on `device`), on the one loop."""
+    model.to(device)
+    start = resume_point(out_dir, device) if (resume and out_dir is not None) else None
     g = torch.Generator().manual_seed(cfg.seed + (7919 * start.step if start else 0))
 
     def batch_loss(net):
@@ -113,7 +115,7 @@ def _train(model, sde: SDE, draw, cfg, meta, out_dir, writer, resume: bool) -> L
                                eps=EPS_TRAIN, reduce=False), None
 
     task = Task(model=model, batch_loss=batch_loss, meta=meta)
-    return train_loop(task, cfg.loop_config(), out_dir, writer, start=start)
+    return train_loop(task, cfg.loop_config(), out_dir, writer, start=start, device=device)
 
 
 def train_2d(cfg: SDETrain2DConfig, out_dir=None, writer=None, resume: bool = False) -> LoopResult:
@@ -136,25 +138,27 @@ def train_2d(cfg: SDETrain2DConfig, out_dir=None, writer=None, resume: bool = Fa
                   out_dir, writer, resume)
 
 
-def train_mnist(cfg: SDETrainMnistConfig, out_dir=None, writer=None, resume: bool = False) -> LoopResult:
-    """The score-SDE tutorial's model on MNIST; result.model holds the EMA weights."""
+def train_mnist(cfg: SDETrainMnistConfig, out_dir=None, writer=None, resume: bool = False,
+                device: torch.device = torch.device("cpu")) -> LoopResult:
+    """The score-SDE tutorial's model on MNIST (on `device`); result.model holds the EMA weights."""
     from engine.mnist.data import load_mnist, to_float
     from engine.models.unet import build_tutorial_unet
 
     cfg.validate()
     data = load_mnist()
-    images = torch.from_numpy(to_float(data.train_images))
+    images = torch.from_numpy(to_float(data.train_images)).to(device)
     sde = TutorialVESDE(cfg.sigma)
     spec = {"kind": "tutorial_unet", "channels": list(cfg.channels), "sigma": cfg.sigma}
     torch.manual_seed(cfg.seed)
     model = build_tutorial_unet(channels=tuple(cfg.channels), sigma=cfg.sigma)
 
     def draw(g):
-        return images[torch.randint(0, images.shape[0], (cfg.batch,), generator=g)]
+        return images[torch.randint(0, images.shape[0], (cfg.batch,), generator=g).to(device)]
 
     def meta(p):
         return {"model": spec, "sde": sde.describe(), "data": {"mnist": data.source, "scale": "[0,1]"},
                 "train": asdict(cfg), "steps": p.step, "state": p.state, "loss": p.loss,
-                "objective": f"continuous DSM (tutorial), weighting {cfg.weighting}"}
+                "objective": f"continuous DSM (tutorial), weighting {cfg.weighting}",
+                "device": str(device)}
 
-    return _train(model, sde, draw, cfg, meta, out_dir, writer, resume)
+    return _train(model, sde, draw, cfg, meta, out_dir, writer, resume, device)
