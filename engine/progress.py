@@ -25,7 +25,8 @@ API
                                   what engine callbacks such as sample_images' progress take
         .close()                  ends the bar (also `with Reporter(...) as r:`)
     eta_seconds(done, total, elapsed)   the rate estimate elapsed·(total − done)/done (None before
-                                        the first unit is done)
+                                        the first unit is done); a Reporter measures the rate from
+                                        its first update (setup before it does not count)
     format_seconds(s)                   '3.1 s', '4 min 05 s', '1 h 02 min'
     progress_line(label, unit, done, total, elapsed, eta, fields)   the plain line above
 
@@ -115,6 +116,7 @@ class Reporter:
         self.clock = clock
         self.start = clock()
         self.initial = self.done = initial
+        self.first: tuple[float, float] | None = None        # (time, done) of the first update
         self.last_line: tuple[float, float] | None = None   # (time, percent) of the last plain line
         self.last_draw = -1.0
         self.bar = None
@@ -123,7 +125,12 @@ class Reporter:
             self.bar = tqdm(total=self.total, initial=self.initial, desc=label, unit=unit,
                             file=self.stream, dynamic_ncols=True, leave=True)
 
-    def rate_eta(self, done: int, elapsed: float) -> float | None:
+    def rate_eta(self, done: float, elapsed: float) -> float | None:
+        """The mean rate since the first update (setup before it does not count); until the
+        work has moved on from there, since the start (counting from `initial`)."""
+        if self.first is not None and done > self.first[1]:
+            t, d = self.first
+            return eta_seconds(done - d, self.total - d, elapsed - t)
         return eta_seconds(done - self.initial, self.total - self.initial, elapsed)
 
     def update(self, done: float, eta: float | None = None, total: float | None = None,
@@ -136,6 +143,8 @@ class Reporter:
         self.done = done
         elapsed = self.clock() - self.start
         rate_eta = self.rate_eta(done, elapsed)
+        if self.first is None:
+            self.first = (elapsed, done)
         if eta is None:
             eta = rate_eta
         if self.bar is not None:

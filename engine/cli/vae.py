@@ -61,6 +61,7 @@ def run(args) -> int:
     if args.what == "train":
         return _train(args)
     if args.what == "eval":
+        from engine.progress import reporter
         from engine.store.checkpoints import load_model
         from engine.vae.data import test_digits
         from engine.vae.evaluate import evaluate_bound
@@ -68,7 +69,9 @@ def run(args) -> int:
         model, meta = load_model(checkpoint_path(args.checkpoint))
         if meta.get("task") != "vae":
             raise ValueError(f"{args.checkpoint} is not a VAE checkpoint.")
-        result = evaluate_bound(model, test_digits(args.digits), k=args.k, seed=args.seed)
+        with reporter("bound", args.digits, unit="digit") as bar:
+            result = evaluate_bound(model, test_digits(args.digits), k=args.k, seed=args.seed,
+                                    progress=bar.callback())
         print(json.dumps({"checkpoint": str(args.checkpoint), "encoder": meta.get("encoder"),
                           "latent": meta.get("latent"), "steps": meta.get("steps"),
                           **result.to_dict()}))
@@ -78,9 +81,12 @@ def run(args) -> int:
 
         print(json.dumps(ship_vae(args.run, args.name, args.title, args.command, args.k, args.digits)))
         return 0
+    from engine.progress import reporter
     from engine.vae.check import entropy_gradient_check
 
-    print(json.dumps(entropy_gradient_check(score_steps=args.steps, seed=args.seed)))
+    with reporter("score net", args.steps) as bar:
+        result = entropy_gradient_check(score_steps=args.steps, seed=args.seed, progress=bar.callback())
+    print(json.dumps(result))
     return 0
 
 

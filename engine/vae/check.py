@@ -29,8 +29,9 @@ def _flat_grad(loss, params) -> torch.Tensor:
 
 def entropy_gradient_check(score_steps: int = 1500, seed: int = 0, digits: int = 8, latent: int = 2,
                            hidden: int = 32, score_hidden: int = 128, train_samples: int = 32,
-                           eval_samples: int = 2048, lr: float = 2e-3) -> dict:
-    """Per group {"cosine", "relative_error", "exact_norm", "score_norm"} (see the module docstring)."""
+                           eval_samples: int = 2048, lr: float = 2e-3, progress=None) -> dict:
+    """Per group {"cosine", "relative_error", "exact_norm", "score_norm"} (see the module docstring).
+    progress(step, score_steps) after every score-net step."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + 1)
     x = test_digits(digits, seed)
@@ -41,11 +42,13 @@ def entropy_gradient_check(score_steps: int = 1500, seed: int = 0, digits: int =
     opt = torch.optim.Adam(vae.score.parameters(), lr=lr)
     x_train = x.repeat(train_samples, 1)
     loss = None
-    for _ in range(score_steps):
+    for step in range(score_steps):
         loss = score_matching_terms(vae, x_train, g, variance_reduced=True).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if progress is not None:
+            progress(step + 1, score_steps)
     for p in vae.encoder.parameters():
         p.requires_grad_(True)
 

@@ -34,8 +34,9 @@ def posterior_samples(model, x: torch.Tensor, n: int, generator=None) -> torch.T
 
 @torch.no_grad()
 def importance_bound(model, x: torch.Tensor, k: int = 1000, fit_samples: int = 256,
-                     widen: float = 1.2, seed: int = 0, chunk: int = 25) -> torch.Tensor:
-    """L_K(x) per digit (see the module docstring); (B,) nats."""
+                     widen: float = 1.2, seed: int = 0, chunk: int = 25, progress=None) -> torch.Tensor:
+    """L_K(x) per digit (see the module docstring); (B,) nats. progress(digits_done, digits)
+    after every chunk."""
     g = _gen(seed)
     out = []
     for xs in x.split(chunk):
@@ -54,6 +55,8 @@ def importance_bound(model, x: torch.Tensor, k: int = 1000, fit_samples: int = 2
         log_joint = (bernoulli_log_likelihood(model.decoder(zf), xr)
                      + standard_normal_log_prob(zf)).double().reshape(xs.shape[0], k)
         out.append(torch.logsumexp(log_joint - log_r, dim=1) - math.log(k))
+        if progress is not None:
+            progress(sum(len(o) for o in out), len(x))
     return torch.cat(out)
 
 
@@ -103,10 +106,10 @@ class BoundResult:
                 "digits": self.digits, "elbo_terms": dict(self.terms)}
 
 
-def evaluate_bound(model, x: torch.Tensor, k: int = 1000, seed: int = 0) -> BoundResult:
+def evaluate_bound(model, x: torch.Tensor, k: int = 1000, seed: int = 0, progress=None) -> BoundResult:
     if k < 1:
         raise ValueError("The number of importance samples K must be at least 1.")
-    per = importance_bound(model, x, k=k, seed=seed)
+    per = importance_bound(model, x, k=k, seed=seed, progress=progress)
     se = float(per.std() / math.sqrt(len(per))) if len(per) > 1 else float("nan")
     return BoundResult(float(per.mean()), se, k, len(per), elbo_summary(model, x, seed))
 

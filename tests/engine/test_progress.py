@@ -57,10 +57,11 @@ def test_plain_line_when_seconds_pass_with_its_eta():
     clock.t += 3.0
     r.update(2)                              # 4 s since the first line: not yet
     clock.t += 2.0
-    r.update(3)                              # 6 s: a line with ETA 6·92/3
+    r.update(3)                              # 6 s: a line; the rate since the first update, 5 s / 2
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
-    assert lines[1] == f"sample: level 3/95 (3%), 6.0 s elapsed, ETA {format_seconds(6 * 92 / 3)}"
+    assert lines[0] == f"sample: level 1/95 (1%), 1.0 s elapsed, ETA {format_seconds(94.0)}"
+    assert lines[1] == f"sample: level 3/95 (3%), 6.0 s elapsed, ETA {format_seconds(5 / 2 * 92)}"
 
 
 def test_eta_given_by_the_caller_wins():
