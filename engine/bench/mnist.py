@@ -1,5 +1,6 @@
 """python -m engine bench mnist --minutes M: the NCSN against the score-SDE tutorial's model at the
-same training budget, judged by the shipped classifier.
+same training budget, judged by the shipped classifier (or two given checkpoints: --checkpoint,
+--tutorial-checkpoint).
 
 Both are trained here for M minutes each (by default M minutes of this process's CPU time, which is
 fair on a shared machine; --budget wall uses wall-clock minutes), one after the other, with one
@@ -39,6 +40,10 @@ def add_arguments(p) -> None:
     p.add_argument("--snr", type=float, default=0.16)
     p.add_argument("--out", default=None, help="folder for both checkpoints and grids (default: a temp folder)")
     p.add_argument("--only", choices=["both", "ncsn", "tutorial"], default="both")
+    p.add_argument("--checkpoint", default=None,
+                   help="judge this NCSN checkpoint (e.g. checkpoints/ncsn_mnist) instead of training one")
+    p.add_argument("--tutorial-checkpoint", default=None,
+                   help="judge this tutorial-model checkpoint instead of training one")
 
 
 def train_tutorial(minutes: float, budget: str = "cpu", seed: int = 0, batch: int = 32,
@@ -103,7 +108,7 @@ def run(args) -> int:
     from engine.training.images import ImageTrainConfig, train_mnist
     from engine.store.checkpoints import load_model, save_model
 
-    if args.minutes <= 0:
+    if args.minutes <= 0 and not (args.checkpoint and args.tutorial_checkpoint):
         raise ValueError("--minutes must be positive.")
     torch.set_num_threads(args.threads)
     out_dir = args.out or tempfile.mkdtemp(prefix="scorelab-bench-")
@@ -112,50 +117,79 @@ def run(args) -> int:
     report = {"budget": f"{args.minutes:g} {args.budget}-minutes per model", "threads": args.threads,
               "n": args.n, "out": out_dir}
     if args.only in ("both", "ncsn"):
-        cfg = ImageTrainConfig(steps=10**9, batch=64, lr=1e-3, preview_every=0, record_every=100,
-                               checkpoint_every=10**9, seed=args.seed,
-                               max_minutes=args.minutes if args.budget == "wall" else None,
-                               max_cpu_minutes=args.minutes if args.budget == "cpu" else None)
-        run_dir = os.path.join(out_dir, "ncsn")
-        phase(f"bench mnist: training the NCSN for {args.minutes:g} {args.budget}-minutes…")
-        trained = train_mnist(cfg, run_dir, torch.device("cpu"), log=log).progress
-        model, meta = load_model(os.path.join(run_dir, "model"))
+        if args.checkpoint:
+            model, meta = load_model(args.checkpoint)
+            trained = None
+        else:
+            cfg = ImageTrainConfig(steps=10**9, batch=64, lr=1e-3, preview_every=0, record_every=100,
+                                   checkpoint_every=10**9, seed=args.seed,
+                                   max_minutes=args.minutes if args.budget == "wall" else None,
+                                   max_cpu_minutes=args.minutes if args.budget == "cpu" else None)
+            run_dir = os.path.join(out_dir, "ncsn")
+            phase(f"bench mnist: training the NCSN for {args.minutes:g} {args.budget}-minutes…")
+            trained = train_mnist(cfg, run_dir, torch.device("cpu"), log=log).progress
+            model, meta = load_model(os.path.join(run_dir, "model"))
         with reporter("ncsn sample", 0, unit="level") as bar:
             samples = sample_images(model, meta, SampleConfig(n=args.n, seed=args.seed),
                                     progress=bar.callback())
         with open(os.path.join(out_dir, "ncsn.png"), "wb") as f:
             f.write(grid_png(samples.images))
-        report["ncsn"] = {"train_steps": trained.step, "train_wall_seconds": round(trained.seconds, 1),
+        report["ncsn"] = {"checkpoint": args.checkpoint, "train_steps": meta.get("step"),
+                          "train_wall_seconds": round(meta.get("wall_seconds", 0.0), 1),
                           "train_cpu_seconds": round(meta.get("cpu_seconds", 0.0), 1),
-                          "sampler": f"annealed Langevin, L={samples.schedule['levels']}, "
-                                     f"T={samples.schedule['steps_per_level']}, denoise",
+                          "trained_on": meta.get("device", "cpu"),
+                          "sampler": _describe(samples.schedule),
                           "nfe": samples.nfe, "sample_seconds": round(samples.seconds, 2),
                           "sample_cpu_seconds": round(samples.cpu_seconds, 2),
                           **evaluate_samples(samples.images)}
         log(json.dumps({"ncsn": report["ncsn"]}))
     if args.only in ("both", "tutorial"):
-        phase(f"bench mnist: training the tutorial model for {args.minutes:g} {args.budget}-minutes…")
-        model, info = train_tutorial(args.minutes, args.budget, seed=args.seed, log=log)
-        save_model(os.path.join(out_dir, "tutorial"), model,
-                   {"model": {"kind": "tutorial_unet", **{k: v for k, v in model.config.items()
-                                                          if k in ("channels", "embed_dim", "sigma")}},
-                    "objective": "ve_sde", "train": info})
+        if args.tutorial_checkpoint:
+            model, tmeta = load_model(args.tutorial_checkpoint)
+            info = {"steps": tmeta.get("steps"), "wall_seconds": tmeta.get("wall_seconds", 0.0),
+                    "cpu_seconds": tmeta.get("cpu_seconds", 0.0), "device": tmeta.get("device", "cpu")}
+        else:
+            phase(f"bench mnist: training the tutorial model for {args.minutes:g} {args.budget}-minutes…")
+            model, info = train_tutorial(args.minutes, args.budget, seed=args.seed, log=log)
+            save_model(os.path.join(out_dir, "tutorial"), model,
+                       {"model": {"kind": "tutorial_unet", **{k: v for k, v in model.config.items()
+                                                              if k in ("channels", "embed_dim", "sigma")}},
+                        "objective": "ve_sde", "train": info})
         with reporter("tutorial sample", args.pc_steps, unit="step") as bar:
             images, seconds = pc_sample(model, args.n, steps=args.pc_steps, snr=args.snr, seed=args.seed,
                                         progress=bar.callback())
         with open(os.path.join(out_dir, "tutorial.png"), "wb") as f:
             f.write(grid_png(images))
-        report["tutorial"] = {"train_steps": info["steps"], "train_wall_seconds": round(info["wall_seconds"], 1),
-                              "train_cpu_seconds": round(info["cpu_seconds"], 1),
+        report["tutorial"] = {"checkpoint": args.tutorial_checkpoint, "train_steps": info["steps"],
+                              "train_wall_seconds": round(info["wall_seconds"] or 0.0, 1),
+                              "train_cpu_seconds": round(info["cpu_seconds"] or 0.0, 1),
+                              "trained_on": info.get("device", "cpu"),
                               "sampler": f"predictor-corrector, {args.pc_steps} steps, snr {args.snr}",
                               "nfe": 2 * args.pc_steps, "sample_seconds": round(seconds, 2),
                               "sample_cpu_seconds": round(pc_sample.last_cpu_seconds, 2),
                               **evaluate_samples(images)}
         log(json.dumps({"tutorial": report["tutorial"]}))
+    if args.only == "both":
+        report["speed"] = sampling_speed(report, args.n)
     report["real_test_digits"] = real_reference(args.n, seed=args.seed)
     print(_table(report))
     print(json.dumps(report))
     return 0
+
+
+def _describe(info: dict) -> str:
+    if info.get("mode") == "heun":
+        return f"Heun probability-flow ODE, {info['ode_steps']} σ levels (Karras grid)"
+    return f"{info['mode']} Langevin, L={info['levels']}, T={info['steps_per_level']}, denoise"
+
+
+def sampling_speed(report: dict, n: int) -> dict:
+    """Both samplers timed in this run on the same n images: the tutorial's PC loop over the
+    NCSN's default sampler (> 1: the NCSN is faster)."""
+    ncsn, tut = report["ncsn"], report["tutorial"]
+    return {"images": n, "ncsn_seconds": ncsn["sample_seconds"], "tutorial_seconds": tut["sample_seconds"],
+            "tutorial_over_ncsn": round(tut["sample_seconds"] / max(ncsn["sample_seconds"], 1e-9), 2),
+            "nfe": f"{ncsn['nfe']} vs {tut['nfe']}"}
 
 
 def _table(report: dict) -> str:
@@ -174,4 +208,9 @@ def _table(report: dict) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"budget: {report['budget']}, {report['n']} samples each"]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    if "speed" in report:
+        sp = report["speed"]
+        lines.append(f"sampling {sp['images']} images: NCSN {sp['ncsn_seconds']} s, tutorial PC "
+                     f"{sp['tutorial_seconds']} s → the NCSN is {sp['tutorial_over_ncsn']}× faster "
+                     f"(NFE {sp['nfe']})")
     return "\n".join(lines)
