@@ -42,6 +42,7 @@ command asked for progress:
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -90,6 +91,13 @@ def _is_tty(stream) -> bool:
         return False
 
 
+def _columns(stream) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 def announce(text: str, stream=None) -> None:
     """One line for a phase that is about to start (above a running bar on a terminal)."""
     stream = stream or sys.stderr
@@ -111,7 +119,8 @@ class Reporter:
                  initial: int = 0, clock=time.perf_counter):
         self.label, self.total, self.unit = label, max(total, 0), unit
         self.stream = stream or sys.stderr
-        self.tty = _is_tty(self.stream) if tty is None else tty
+        # a terminal that reports no size (some ptys) gets the plain lines: tqdm would draw nothing
+        self.tty = _is_tty(self.stream) and _columns(self.stream) > 0 if tty is None else tty
         self.every_seconds, self.every_percent = every_seconds, every_percent
         self.clock = clock
         self.start = clock()
