@@ -12,7 +12,8 @@ import streamlit as st
 from engine.store.checkpoints import CheckpointError, read_meta
 from engine.store.registry import (example_png, image_runs, loss_records, modified, preview_png,
                                    runs_started_with, shipped)
-from engine.mnist.sampling import SampleConfig, rule_step_size
+from engine.mnist.sampling import (SampleConfig, build_ode_sigmas, build_schedule, chosen_mode,
+                                   rule_step_size)
 from engine.progress import format_seconds
 from engine.store.jobs import JobManager, read_array
 from engine.store.runs import read_json, read_run
@@ -27,6 +28,8 @@ from ui.jobs import COMPUTED, ended_sentence, follow_jobs, job_infos, job_manage
 
 
 N_CHOICES = [4, 16, 36, 64, 100]
+SAMPLER_NAMES = {"heun": "probability-flow ODE (Heun)", "annealed": "annealed Langevin (NCSN)",
+                 "plain": "plain Langevin at σ_L"}
 
 
 # -- caches -------------------------------------------------------------------------------------------
@@ -67,7 +70,8 @@ def job_result(run_dir: str, updated: float) -> dict:
     try:
         levels, sigmas = list(info["frame_levels"]), [float(v) for v in info["frame_sigmas"]]
         seconds, nfe = float(info["seconds"]), int(info["nfe"])
-        schedule = {k: info[k] for k in ("levels", "steps_per_level", "step_size", "denoise")}
+        schedule = {"levels": int(info["levels"]), "mode": info.get("mode"),
+                    **{k: info.get(k) for k in ("steps_per_level", "step_size", "denoise")}}
     except (KeyError, TypeError, ValueError):
         return {"error": "This sampling job's result.json is incomplete; press Sample to draw "
                          "the digits again."}
@@ -101,19 +105,31 @@ def remember_finished(jobs_state: dict) -> None:
             store[key] = run_dir
 
 
-def estimate_text(n: int, total_steps: int) -> str:
-    """The time for n images × total_steps Langevin steps at the speed the newest finished
-    sampling job measured here (none yet: say so)."""
+def planned(meta: dict, cfg: SampleConfig) -> dict:
+    """What sample_images will run for these settings: mode, levels, total_steps …"""
+    build = build_ode_sigmas if chosen_mode(meta, cfg) == "heun" else build_schedule
+    return build(meta, cfg)[1]
+
+
+def estimate_text(meta: dict, cfg: SampleConfig) -> str:
+    """The time for these settings at the speed the newest finished sampling job with the same
+    sampler measured here, per image and step (none yet: say so)."""
+    try:
+        plan = planned(meta, cfg)
+    except ValueError:
+        return ""
     for info in job_manager(COMPUTED).runs():
         res = read_json(info.dir / "result.json", None) if info.state == "finished" else None
         try:
+            if res["mode"] != plan["mode"]:
+                continue
             rate = float(res["seconds"]) / (int(res["n"]) * int(res["total_steps"]))
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
             continue
-        return (f"At the speed the last sampling job measured here ({res['seconds']:.1f} s for "
+        return (f"At the speed the last such job measured here ({res['seconds']:.1f} s for "
                 f"{res['n']} images × {res['total_steps']} steps), about "
-                f"{format_seconds(rate * n * total_steps)}.")
-    return "No sampling job has run here yet: the first one measures the speed and shows its ETA."
+                f"{format_seconds(rate * cfg.n * plan['total_steps'])}.")
+    return "The first job with this sampler measures the speed here and shows its ETA as it runs."
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -137,9 +153,10 @@ def show_result(title: str, res: dict) -> None:
     shown = frames[which] if which < len(frames) - 1 else res["images"]
     st.image(grid_png(shown, scale=2), caption=labels[which], width="stretch")
     sch_info = res["schedule"]
-    st.caption(f"{res['seconds']:.1f} s · {res['nfe']} score evaluations · "
-               f"{sch_info['levels']} level(s) × {sch_info['steps_per_level']} steps · "
-               f"ε = {sch_info['step_size']:.3g}")
+    how = (f"Heun, {sch_info['levels']} σ levels" if sch_info.get("mode") == "heun" else
+           f"{sch_info['levels']} level(s) × {sch_info.get('steps_per_level')} steps · "
+           f"ε = {sch_info.get('step_size') or 0:.3g}")
+    st.caption(f"{res['seconds']:.1f} s · {res['nfe']} score evaluations · {how}")
     images = res["images"]
     slug = "ncsn" if title.startswith("NCSN") else "baseline"
     d1, d2, d3 = st.columns(3)
@@ -211,44 +228,65 @@ if ncsn_choices:
             st.stop()
         sch = meta["schedule"]
         default_T = int(sch.get("steps_per_level", 5))
-        with c2:
-            n = url_state.select_slider("Images", N_CHOICES, 64, key="mnist_n")
-        with c3:
-            T = url_state.number_input("Steps per level T", 1, 50, default_T, key="mnist_T",
-                                       help="Langevin steps at each noise level. The step size ε "
-                                            "below follows the NCSNv2 rule for this T unless you set it.")
-        gamma = float(sch["gamma"])
-        rule_eps = rule_step_size(meta, int(T))
+        modes = (["heun"] if sch.get("noise") == "continuous" else []) + ["annealed", "plain"]
+        own_mode = chosen_mode(meta, SampleConfig())
         c4, c5, c6 = st.columns([1, 1, 2])
-        with c4:
-            eps_override = url_state.number_input(
-                "Step size ε (0 = rule)", 0.0, 1e-2, 0.0, 1e-6, format="%.2e", key="mnist_eps",
-                help="Paper form: α_i = ε σ_i²/σ_L². The NCSNv2 rule picks ε so that, after T "
-                     "steps, the chain's variance matches the next level's.")
-        with c5:
-            denoise = url_state.checkbox("Final denoising", True, key="mnist_denoise",
-                                         help="After the last level, x ← x + σ_L² s(x, σ_L) "
-                                              "(Tweedie's formula) removes the last bit of noise.")
         with c6:
-            sampler = url_state.radio("Sampler", ["annealed", "plain"], "annealed", horizontal=True,
-                                      key="mnist_sampler",
-                                      format_func=lambda m: {"annealed": "annealed Langevin (NCSN)",
-                                                             "plain": "plain Langevin at σ_L"}[m],
-                                      help="Plain Langevin runs all L·T steps at the smallest σ with "
-                                           "the same ε: the score is only trained near the data there.")
+            sampler = url_state.radio(
+                "Sampler", modes, own_mode if own_mode in modes else modes[0], horizontal=True,
+                key="mnist_sampler_ode" if "heun" in modes else "mnist_sampler",  # own options
+                format_func=SAMPLER_NAMES.get,
+                help="The ODE sampler (models trained on continuous σ) integrates the probability-flow "
+                     "ODE dx/dσ = −σ s(x, σ) by Heun's method: 2n − 1 network evaluations for n "
+                     "levels. Plain Langevin runs all L·T steps at the smallest σ with the same ε: "
+                     "the score is only trained near the data there.")
             compare = url_state.checkbox("Compare with the single-σ baseline (same budget)",
                                          bool(dsm_choices), disabled=not dsm_choices,
                                          key="mnist_compare")
             url_state.copy_link()
-        eps = float(eps_override) if eps_override > 0 else None
-        st.caption(
-            f"Schedule from the data (NCSNv2 rules): σ₁ = {sch['sigma_max']:.3g} (largest pairwise "
-            f"distance of the training images), σ_L = {sch['sigma_min']:.3g}, ratio γ = {gamma:.4f} "
-            f"(overlap rule for D = {sch.get('dim', 784)}), L = {len(sch['sigmas'])} levels; "
-            f"T = {T}, ε = {eps if eps else rule_eps:.3g} ({'yours' if eps else 'step-size rule'}). "
-            f"{int(T) * len(sch['sigmas'])} Langevin steps; seed {seed} (sidebar).")
-        cfg = SampleConfig(n=int(n), steps_per_level=int(T), step_size=eps, denoise=denoise,
-                           mode=sampler, seed=seed)
+        ode = sampler == "heun"
+        with c2:
+            n = url_state.select_slider("Images", N_CHOICES, 64, key="mnist_n")
+        with c3:
+            if ode:
+                ode_steps = url_state.number_input(
+                    "ODE levels n", 2, 200, int((meta.get("sampler") or {}).get("ode_steps", 36)),
+                    key="mnist_ode_steps", help="σ levels of the Heun sampler on a Karras grid "
+                                                "(2n − 1 network evaluations).")
+                T = default_T
+            else:
+                T = url_state.number_input("Steps per level T", 1, 50, default_T, key="mnist_T",
+                                           help="Langevin steps at each noise level. The step size ε "
+                                                "below follows the NCSNv2 rule for this T unless you set it.")
+        gamma = float(sch["gamma"])
+        rule_eps = rule_step_size(meta, int(T))
+        with c4:
+            eps_override = url_state.number_input(
+                "Step size ε (0 = rule)", 0.0, 1e-2, 0.0, 1e-6, format="%.2e", key="mnist_eps",
+                disabled=ode, help="Langevin only. Paper form: α_i = ε σ_i²/σ_L². The NCSNv2 rule "
+                                   "picks ε so that, after T steps, the chain's variance matches the "
+                                   "next level's.")
+        with c5:
+            denoise = url_state.checkbox("Final denoising", True, key="mnist_denoise", disabled=ode,
+                                         help="Langevin only: after the last level, x ← x + σ_L² "
+                                              "s(x, σ_L) (Tweedie's formula) removes the last bit "
+                                              "of noise. The ODE sampler always ends on σ = 0.")
+        eps = float(eps_override) if eps_override > 0 and not ode else None
+        if ode:
+            cfg = SampleConfig(n=int(n), mode="heun", ode_steps=int(ode_steps), seed=seed)
+            st.caption(
+                f"Probability-flow ODE from σ_max = {sch['sigma_max']:.3g} down to σ_min = "
+                f"{sch['sigma_min']:.3g} on a Karras grid of {int(ode_steps)} levels: "
+                f"{2 * int(ode_steps) - 1} network evaluations; seed {seed} (sidebar).")
+        else:
+            cfg = SampleConfig(n=int(n), steps_per_level=int(T), step_size=eps, denoise=denoise,
+                               mode=sampler, seed=seed)
+            st.caption(
+                f"Schedule from the data (NCSNv2 rules): σ₁ = {sch['sigma_max']:.3g} (largest pairwise "
+                f"distance of the training images), σ_L = {sch['sigma_min']:.3g}, ratio γ = {gamma:.4f} "
+                f"(overlap rule for D = {sch.get('dim', 784)}), L = {len(sch['sigmas'])} levels; "
+                f"T = {T}, ε = {eps if eps else rule_eps:.3g} ({'yours' if eps else 'step-size rule'}). "
+                f"{int(T) * len(sch['sigmas'])} Langevin steps; seed {seed} (sidebar).")
         base_pick = None
         if compare and dsm_choices:
             base_pick = st.selectbox("Baseline checkpoint", dsm_choices, format_func=lambda c: c.label,
@@ -259,9 +297,10 @@ if ncsn_choices:
 
     key = ("mnist", pick.path, cfg, base_pick.path if base_pick else None)
     if go_button:
-        wanted = {f"NCSN · {sampler} Langevin": (pick.path, cfg, "NCSN")}
+        wanted = {f"NCSN · {SAMPLER_NAMES[sampler]}": (pick.path, cfg, "NCSN")}
         if base_pick is not None:
-            bcfg = replace(cfg, mode="plain", steps_per_level=int(T), step_size=None)
+            bcfg = replace(cfg, mode="plain", steps_per_level=None if ode else int(T), step_size=None,
+                           ode_steps=None, denoise=True)
             wanted["Baseline · plain Langevin"] = (base_pick.path, bcfg, "baseline")
         runs, cache_keys = {}, {}
         for title, (path, c, label) in wanted.items():
@@ -274,7 +313,7 @@ if ncsn_choices:
 
     if jobs_state is None:
         st.info("Press **Sample** to draw digits; the same settings and seed give the same grid. "
-                + estimate_text(int(n), int(T) * len(sch["sigmas"])))
+                + estimate_text(meta, cfg))
         example = example_png(pick.path)
         if example is not None:
             st.image(example, caption="Example from the shipped model (64 images, "

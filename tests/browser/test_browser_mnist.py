@@ -17,4 +17,5 @@ def test_download_grid_png_in_a_browser(streamlit_server, browser_page, tmp_path
     open_with_images(page, f"{streamlit_server}/mnist")
     button = page.get_by_role("button", name="Download this example grid (PNG)")
     img = Image.open(io.BytesIO(download(page, button, tmp_path / "grid.png")))
-    assert img.format == "PNG" and img.size == (8 * 30 + 2, 8 * 30 + 2)
+    side = 3 * (8 * 30 + 2)            # 8 × 8 digits, each pixel a 3 × 3 block: ≥ 512 px for a slide
+    assert img.format == "PNG" and img.size == (side, side)

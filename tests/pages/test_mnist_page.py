@@ -150,20 +150,28 @@ def test_the_training_form_submits_the_flags_of_one_config_or_one_sentence(app, 
 TINY = {"kind": "ncsn_unet", "channels": [8, 16, 16, 32], "embed_dim": 16}
 
 
-def _tiny_run(runs, levels=30):
-    """A tiny NCSN checkpoint in a training run folder (listed by the page's checkpoint picker)."""
+TINY_RES = {"kind": "ncsn_unet", "arch": "res", "channels": [8, 16, 16], "blocks": 1, "embed_dim": 16,
+            "fourier_scale": 1.0}
+
+
+def _tiny_run(runs, levels=30, continuous=False):
+    """A tiny NCSN checkpoint in a training run folder (listed by the page's checkpoint picker);
+    `continuous`: trained on continuous σ, sampled by the Heun ODE sampler by default."""
     import torch
 
     from engine.models.registry import build_model
     from engine.store.checkpoints import save_model
 
     sig = list(np.geomspace(3.0, 0.05, levels))
-    meta = {"model": TINY, "objective": "ncsn",
+    spec = TINY_RES if continuous else TINY
+    meta = {"model": spec, "objective": "ncsn",
             "schedule": {"sigmas": sig, "gamma": sig[0] / sig[1], "steps_per_level": 2,
                          "step_size": 2e-4, "sigma_min": sig[-1], "sigma_max": sig[0],
-                         "budget_levels": levels}}
+                         "budget_levels": levels, "noise": "continuous" if continuous else "levels"}}
+    if continuous:
+        meta["sampler"] = {"mode": "heun", "ode_steps": 6}
     torch.manual_seed(0)
-    save_model(runs / "20260101-000000-tiny" / "model", build_model(TINY), meta)
+    save_model(runs / "20260101-000000-tiny" / "model", build_model(spec), meta)
 
 
 def _progress(at) -> tuple[int, str]:
@@ -257,3 +265,27 @@ def test_a_damaged_sampling_job_reads_as_one_sentence(app, tmp_path, damage):
     assert not at.exception
     shown = [e.value for e in at.error] + [w.value for w in at.warning]
     assert len(shown) == 1 and shown[0].count(".") >= 1 and "Traceback" not in shown[0], shown
+
+
+def test_a_continuous_sigma_model_samples_by_its_ode_sampler_in_a_job(app, tmp_path):
+    at, stored = app
+    _tiny_run(tmp_path / "runs", continuous=True)
+    at.run()
+    picker = at.selectbox(key="mnist_ckpt")
+    picker.select(next(o for o in picker.options if "tiny" in o)).run()
+    assert at.radio(key="mnist_sampler_ode").value == "heun"    # the checkpoint's own sampler
+    assert at.number_input(key="mnist_ode_steps").value == 6
+    at.select_slider(key="mnist_n").set_value(4)
+    if at.checkbox(key="mnist_compare").value:
+        at.checkbox(key="mnist_compare").uncheck()
+    at.button(key="mnist_sample").click().run()
+    _finish(at)
+    assert not at.exception and not at.error
+    assert any("11 score evaluations · Heun, 6 σ levels" in c.value for c in at.caption)
+    (npy,) = {d for d, mime, name in stored if name == "ncsn_samples.npy"}
+    assert np.load(io.BytesIO(npy)).shape == (4, 28, 28)
+    # The next estimate comes from this job's measured speed.
+    at.select_slider(key="mnist_n").set_value(16).run()
+    del at.session_state["mnist_jobs"]
+    at.run()
+    assert any("the last such job measured here" in i.value for i in at.info)
