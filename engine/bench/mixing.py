@@ -19,7 +19,7 @@ from engine.progress import phase
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--particles", type=int, default=1000)
+    p.add_argument("--particles", type=int, default=1000, help="particles of each chain")
     p.add_argument("--steps", type=int, default=1000, help="Langevin steps per measurement")
     p.add_argument("--repeats", type=int, default=3, help="measurements; the median is reported")
     p.add_argument("--no-page", action="store_true", help="skip the page-rerun measurement")

@@ -34,12 +34,13 @@ def add_arguments(p) -> None:
     p.add_argument("--budget", choices=["cpu", "wall"], default="cpu",
                    help="count CPU minutes of this process (default) or wall-clock minutes")
     p.add_argument("--n", type=int, default=64, help="images sampled from each model")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--pc-steps", type=int, default=500)
-    p.add_argument("--snr", type=float, default=0.16)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, batches and samples")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--pc-steps", type=int, default=500, help="steps N of the tutorial's predictor–corrector sampler")
+    p.add_argument("--snr", type=float, default=0.16, help="the corrector's signal-to-noise ratio r")
     p.add_argument("--out", default=None, help="folder for both checkpoints and grids (default: a temp folder)")
-    p.add_argument("--only", choices=["both", "ncsn", "tutorial"], default="both")
+    p.add_argument("--only", choices=["both", "ncsn", "tutorial"], default="both",
+                   help="train and sample both models, or one of them")
     p.add_argument("--checkpoint", default=None,
                    help="judge this NCSN checkpoint (e.g. checkpoints/ncsn_mnist) instead of training one")
     p.add_argument("--tutorial-checkpoint", default=None,

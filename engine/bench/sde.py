@@ -91,13 +91,14 @@ def _cfg(base: SDEMixConfig, sampler: str, steps: int, seed: int, tol: float | N
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--sde", default="ve", choices=["ve", "vp", "subvp"])
-    p.add_argument("--means", default="5,5;-5,-5")
-    p.add_argument("--weights", default="0.8,0.2")
-    p.add_argument("--particles", type=int, default=2000)
+    p.add_argument("--sde", default="ve", choices=["ve", "vp", "subvp"],
+                   help="the forward SDE: variance exploding, variance preserving or sub-VP")
+    p.add_argument("--means", default="5,5;-5,-5", help="the mixture's component means")
+    p.add_argument("--weights", default="0.8,0.2", help="the mixture's weights")
+    p.add_argument("--particles", type=int, default=2000, help="particles per run")
     p.add_argument("--budgets", default="20,50,100,200,500", help="NFE budgets, comma-separated")
     p.add_argument("--seeds", type=int, default=2, help="seeds averaged per point")
-    p.add_argument("--snr", type=float, default=0.16)
+    p.add_argument("--snr", type=float, default=0.16, help="the PC corrector's signal-to-noise ratio r")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 

@@ -131,7 +131,24 @@ def check_shared_flags(args) -> None:
         pick_device(device)   # DeviceUnavailable (a ValueError) for e.g. --device cuda without CUDA
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """--help ends every flag's text with its default, where it has one (not for switches, nor
+    for None: such a flag's help says in words what happens without it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and "%(default)" not in text and "(default:" not in text
+                and default not in (None, "", argparse.SUPPRESS) and not isinstance(default, bool)):
+            text += " (default: %(default)s)"
+        return text
+
+
 class OneLineParser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)   # subcommands' parsers too
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # argparse's default prints the whole usage block
         raise CliError(f"{self.prog}: {message} (see --help)")
 
@@ -161,6 +178,21 @@ def _attach_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+SHARED_HELP = {"--threads": f"torch CPU threads (allowed: [1, {MAX_THREADS}])",
+               "--device": "where torch computes: auto (CUDA or MPS when present, else the CPU), cpu, "
+                           "cuda or mps"}
+
+
+def _shared_help(parser) -> None:
+    """The shared flags' help where a command gives none (subcommands included)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _shared_help(sub)
+        elif not action.help and action.option_strings and action.option_strings[0] in SHARED_HELP:
+            action.help = SHARED_HELP[action.option_strings[0]]
+
+
 def _parser(argv) -> tuple[OneLineParser, dict]:
     """The parser, with the flags of the command named first in argv (only its module is imported)."""
     parser = OneLineParser(prog="python -m engine", description="Score Lab engine")
@@ -172,6 +204,7 @@ def _parser(argv) -> tuple[OneLineParser, dict]:
         if argv and argv[0] == name:
             modules[name] = importlib.import_module(module_name)
             modules[name].add_arguments(p)
+            _shared_help(p)
     return parser, modules
 
 

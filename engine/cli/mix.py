@@ -34,7 +34,7 @@ def add_arguments(p) -> None:
                    help=field_help(MixConfig, "sigma_min", "default 1 (annealed), 0.01 (VE SDE)"))
     p.add_argument("--levels", type=int, default=10, help=field_help(MixConfig, "levels"))
     p.add_argument("--init", default="uniform:-8,8", help="uniform:LO,HI or gaussian:MEAN,STD")
-    p.add_argument("--seed", type=int, default=0, help=field_help(MixConfig, "seed", ""))
+    p.add_argument("--seed", type=int, default=0, help=field_help(MixConfig, "seed"))
     p.add_argument("--denoise", action="store_true", help="final step x + σ_L² s(x, σ_L)")
     p.add_argument("--checkpoint", default=None, help="learned score model instead of the exact score")
     p.add_argument("--sde", default="ve", choices=["ve", "vp", "subvp"],

@@ -28,13 +28,15 @@ def add_arguments(p) -> None:
     p.add_argument("--stds", default=None, help="one isotropic std per component")
     p.add_argument("--exact-score", action="store_true", help="use the exact marginal score")
     p.add_argument("--checkpoint", default=None, help="time-conditional 2D score model")
-    p.add_argument("--sde", default="ve", choices=["ve", "vp", "subvp"])
-    for name, default in (("sigma_min", 0.01), ("sigma_max", 100.0), ("beta_min", 0.1), ("beta_max", 20.0)):
+    p.add_argument("--sde", default="ve", choices=["ve", "vp", "subvp"], help=field_help(SDEMixConfig, "sde"))
+    for name, default, words in (("sigma_min", 0.01, "VE: σ_min"), ("sigma_max", 100.0, "VE: σ_max"),
+                                 ("beta_min", 0.1, "VP / sub-VP: β_min"), ("beta_max", 20.0, "VP / sub-VP: β_max")):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=default,
-                       help=field_help(SDEMixConfig, name, ""))
+                       help=field_help(SDEMixConfig, name, f"{words} (with --exact-score)"))
     p.add_argument("--points", type=number(int, 1, 100_000), default=200,
                    help="exact samples of the mixture (allowed: [1, 100000])")
-    p.add_argument("--seed", type=int, default=0, help=field_help(SDEMixConfig, "seed", ""))
+    p.add_argument("--seed", type=int, default=0,
+                   help=field_help(SDEMixConfig, "seed", "seed of the points and of the trace probe"))
     p.add_argument("--hutchinson", action="store_true",
                    help="Hutchinson trace estimate (one Rademacher probe) instead of the exact trace")
     p.add_argument("--rtol", type=float, default=1e-5, help=field_help(SDESamplerConfig, "rtol"))

@@ -28,17 +28,21 @@ def add_arguments(p) -> None:
                    help=field_help(SampleConfig, "n", "cost: samples per sampler and budget"))
     p.add_argument("--budgets", default="50,100,200", type=number_list(int, 1, 100_000),
                    help="cost: NFE budgets (allowed: each in [1, 100000])")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True,
+                   help="a time-conditional MNIST score model, or an NCSN read as a VE SDE")
     p.add_argument("--images", type=number(int, 1, TEST_DIGITS), default=16,
                    help=f"bpd: test digits (allowed: [1, {TEST_DIGITS}])")
     p.add_argument("--digits", type=number(int, 1, TEST_DIGITS), default=20,
                    help=f"inpaint: test digits (allowed: [1, {TEST_DIGITS}])")
     p.add_argument("--completions", type=number(int, 1, 100), default=2,
                    help="inpaint: completions per digit (allowed: [1, 100])")
-    p.add_argument("--mask", default="bottom", choices=list(MASKS))
+    p.add_argument("--mask", default="bottom", choices=list(MASKS),
+                   help="inpaint: which pixels are hidden ("
+                   + "; ".join(f"{k}: {v}" for k, v in MASKS.items()).replace("%", "%%") + ")")
     p.add_argument("--steps", type=int, default=250, help=field_help(SDESamplerConfig, "steps", "inpaint: N"))
     p.add_argument("--snr", type=float, default=0.16, help=field_help(SDESamplerConfig, "snr"))
-    p.add_argument("--seed", type=int, default=0, help=field_help(SampleConfig, "seed", ""))
+    p.add_argument("--seed", type=int, default=0,
+                   help=field_help(SampleConfig, "seed", "seed of the digits chosen, the samples and the noise"))
     p.add_argument("--threads", type=int, default=1)
 
 

@@ -21,7 +21,8 @@ def add_arguments(p) -> None:
     p.add_argument("dataset", choices=["mnist"], help="what to train on (mnist)")
     p.add_argument("--out", required=True, help="run folder (created; holds model, metrics, preview)")
     add_config_arguments(p, ImageTrainConfig)   # one flag per config field
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="where to train: auto (CUDA or MPS when present, else the CPU), cpu, cuda or mps")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: $SCORELAB_THREADS, else torch's)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state")

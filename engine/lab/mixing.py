@@ -35,7 +35,7 @@ class MixConfig:
     sigma_min: float = option(1.0, low=0, low_open=True, label="σ_min")
     levels: int = option(10, low=1, high=1000, label="number of noise levels")
     init: str = "uniform:-8,8"
-    seed: int = option(0, low=0, high=2**32 - 1)
+    seed: int = option(0, "seed of the initial particles and the noise", low=0, high=2**32 - 1)
     denoise: bool = False
     record_every: int = option(0, "keep every k-th state (0: none)", low=0, high=100_000)
     record_particles: int = option(0, "particles kept per frame (0: all)", low=0, high=100_000)

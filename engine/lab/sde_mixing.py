@@ -25,20 +25,21 @@ class SDEMixConfig:
     weights: tuple[float, ...] = (0.8, 0.2)
     stds: tuple[float, ...] | None = None
     sampler: str = option("pc", choices=SDE_SAMPLERS)
-    sde: str = option("ve", choices=("ve", "vp", "subvp"))
+    sde: str = option("ve", "the forward SDE: variance exploding, variance preserving or sub-VP",
+                      choices=("ve", "vp", "subvp"))
     sigma_min: float = option(0.01, "VE", low=0, low_open=True, label="σ_min")
     # VE: p_1 must be close to N(0, σ_max² I). Data centred at c ≠ 0 shift p_1 by c, a weight bias
     # of about 0.3·|c|/σ_max (0.8/0.2 at ±(5,5): c = (3,3), ≈ 0.025 at σ_max = 50, ≈ 0.012 at 100)
     sigma_max: float = option(100.0, "VE", low=0, low_open=True, label="σ_max")
-    beta_min: float = option(0.1, low=0, low_open=True)          # VP / sub-VP
-    beta_max: float = option(20.0, low=0, low_open=True)
+    beta_min: float = option(0.1, "VP / sub-VP: β_min", low=0, low_open=True)
+    beta_max: float = option(20.0, "VP / sub-VP: β_max", low=0, low_open=True)
     particles: int = option(1000, low=1, high=100_000, label="number of particles")
     steps: int = 500               # N for sde / pc (range: SDESamplerConfig's)
     snr: float = 0.16
     corrector_steps: int = 1
     rtol: float = 1e-5
     atol: float = 1e-5
-    seed: int = option(0, low=0, high=2**32 - 1)
+    seed: int = option(0, "seed of the initial particles and the noise", low=0, high=2**32 - 1)
     record_every: int = 0
     record_particles: int = 0
     checkpoint: str | None = None

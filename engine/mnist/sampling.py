@@ -32,14 +32,15 @@ class SampleConfig:
     steps_per_level: int | None = option(None, "T (default: the checkpoint's)", low=1, high=10_000)
     step_size: float | None = option(None, "ε, paper form (default: the step-size rule for T)",
                                      low=0, low_open=True, label="step size ε")
-    denoise: bool = True                 # final Tweedie step x + σ_L² s(x, σ_L)
+    denoise: bool = option(True, "skip the final Tweedie step x + σ_L² s(x, σ_L)")  # --no-denoise
     mode: str = option("auto", "heun (probability-flow ODE) | annealed | plain | auto (the "
                        "checkpoint's own choice)", choices=("auto", "heun", "annealed", "plain"))
     ode_steps: int | None = option(None, "noise levels of the heun sampler (2n − 1 network "
                                    "evaluations; default: the checkpoint's)", low=2, high=10_000)
-    seed: int = option(0, low=0, high=2**32 - 1)
+    seed: int = option(0, "seed of the starting images and the noise", low=0, high=2**32 - 1)
     frames: int = option(16, "grids kept along the way (one per level, subsampled)", low=1, high=1000)
-    init: str = "uniform"                # x_0 ~ U[0, 1] (NCSN's images start)
+    init: str = option("uniform", "where the chains start: x_0 ~ U[0, 1] (NCSN's images start)",
+                       choices=("uniform",))
 
     def validate(self) -> None:
         check_fields(self)

@@ -165,8 +165,9 @@ def _flags(cls) -> list[tuple[dataclasses.Field, str, type]]:
 
 
 def help_text(f: dataclasses.Field, text: str | None = None) -> str:
-    """The field's help (or `text`) with its allowed range: what --help shows."""
-    text = f.metadata.get("help", "") if text is None else text
+    """The field's help (or `text`; else its label in words) with its allowed range: what --help
+    shows (the CLI's formatter adds the default)."""
+    text = (f.metadata.get("help", "") or f.metadata.get("label", "")) if text is None else text
     rng = allowed_range(f)
     return f"{text} (allowed: {rng})".strip() if rng else text
 

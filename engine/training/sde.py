@@ -40,7 +40,7 @@ class ContinuousTrainConfig:
                             choices=WEIGHTINGS)
     ema: float = option(0.999, "EMA decay of the weights",
                         low=0, high=1, high_open=True, label="EMA decay")
-    seed: int = option(0, low=0, high=2**32 - 1)
+    seed: int = option(0, "seed of the initial weights and of the batches", low=0, high=2**32 - 1)
     record_every: int = option(50, "a loss record every N steps (a checkpoint every 20 records)", low=1)
     max_minutes: float | None = option(None, "stop and save after this wall time", flag="--minutes",
                                        low=0, low_open=True)
@@ -60,7 +60,8 @@ class ContinuousTrainConfig:
 @dataclass(frozen=True)
 class SDETrain2DConfig(ContinuousTrainConfig):
     """Every field is a `python -m engine train-sde 2d` flag (engine.training.flags)."""
-    sde: str = option("ve", choices=("ve", "vp", "subvp"))
+    sde: str = option("ve", "the forward SDE: variance exploding, variance preserving or sub-VP",
+                      choices=("ve", "vp", "subvp"))
     sigma_min: float = option(0.01, "VE: σ_min", low=0, low_open=True, label="σ_min")
     sigma_max: float = option(50.0, "VE: σ_max", low=0, low_open=True, label="σ_max")
     beta_min: float = option(0.1, "VP / sub-VP: β_min", low=0, low_open=True)

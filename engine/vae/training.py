@@ -56,7 +56,7 @@ class VAEConfig:
     eval_digits: int = option(256, "test digits for the live ELBO terms", low=1, high=10_000)
     log_every: int = option(50, "a loss record every N steps", low=1, high=1_000_000)
     checkpoint_every: int = option(1000, "a checkpoint every N steps", low=1, high=1_000_000)
-    seed: int = option(0, low=0, high=2**31 - 1, label="seed")
+    seed: int = option(0, "seed of the initial weights and of the batches", low=0, high=2**31 - 1, label="seed")
 
     def validate(self) -> None:
         """One sentence naming the flag for any value out of range (engine.training.flags)."""
