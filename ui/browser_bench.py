@@ -124,7 +124,9 @@ def _move(page, slider_index: int, key: str) -> dict:
     return page.evaluate(RESULT)
 
 
-def measure(moves: int) -> dict:
+def measure(moves: int, only: str = "") -> dict:
+    """Medians over `moves` interleaved rounds; `only`: comma-separated name fragments to keep
+    (the trivial page always runs: it is the reference)."""
     from playwright.sync_api import sync_playwright
 
     cases = [  # name, server, path, slider index on the page, key (moves go one way: no cache hits)
@@ -134,6 +136,9 @@ def measure(moves: int) -> dict:
         ("Langevin: w", "app", "langevin", 0, "ArrowLeft"),
         ("Langevin: σ_max", "app", "langevin", 4, "ArrowLeft"),
     ]
+    if only:
+        wanted = [w.strip() for w in only.split(",") if w.strip()]
+        cases = [c for c in cases if c[1] == "trivial" or any(w in c[0] for w in wanted)]
     with tempfile.TemporaryDirectory() as runs:
         servers = {"app": _serve("app.py", runs), "trivial": _serve("ui/trivial_page.py", runs)}
         try:
@@ -169,8 +174,9 @@ def measure(moves: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--moves", type=int, default=5)
+    parser.add_argument("--only", default="", help="e.g. 'Scores' or 'Langevin: w': cases to run")
     args = parser.parse_args()
-    print(json.dumps(measure(args.moves)))
+    print(json.dumps(measure(args.moves, args.only)))
 
 
 if __name__ == "__main__":

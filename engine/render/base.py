@@ -110,6 +110,63 @@ def _named_colorscale(name: str) -> tuple:
     return tuple(tuple(step) for step in get_colorscale(name))
 
 
+def _scale_table(name_or_list, size: int = 256) -> np.ndarray:
+    """A colour scale as a (size, 3) uint8 table, linear in RGB between its stops."""
+    from plotly.colors import hex_to_rgb, unlabel_rgb
+
+    stops, rgb = [], []
+    for stop, color in colorscale(name_or_list):
+        stops.append(float(stop))
+        rgb.append(hex_to_rgb(color) if color.startswith("#") else unlabel_rgb(color))
+    u, rgb = np.linspace(0, 1, size), np.array(rgb, dtype=np.float64)
+    return np.rint(np.stack([np.interp(u, stops, rgb[:, c]) for c in range(3)], -1)).astype(np.uint8)
+
+
+def heat_image(z, lo: float, hi: float, scale, *, zmin: float | None = None, zmax: float | None = None,
+               pixels: int = 256, quality: int = 90) -> dict:
+    """A heat map as one picture: z (rows = y from lo to hi, columns = x, on a regular grid with
+    its first and last points on lo and hi) interpolated bilinearly to pixels² and coloured
+    linearly between the scale's stops (as Plotly colours a heat map), as a WebP layout image
+    covering [lo, hi]² on axes x/y. One <image> for the browser to draw instead of Plotly's
+    per-pixel smoothing of a heatmap trace (~4x less main-thread time per redraw, a tenth of the
+    bytes). Returns the layout image dict; zmin/zmax default to z's range."""
+    import io
+
+    from PIL import Image
+
+    z = np.asarray(z, dtype=np.float64)
+    zmin = float(np.nanmin(z)) if zmin is None else float(zmin)
+    zmax = float(np.nanmax(z)) if zmax is None else float(zmax)
+    # Pixel centres in grid-index units, rows from the top (y = hi) down.
+    cols = (np.arange(pixels) + 0.5) / pixels * (z.shape[1] - 1)
+    rows = (1 - (np.arange(pixels) + 0.5) / pixels) * (z.shape[0] - 1)
+    z = _lerp(_lerp(z, rows, 0), cols, 1)
+    u = np.clip((z - zmin) / max(zmax - zmin, 1e-300), 0.0, 1.0)
+    table = _scale_table(scale)
+    buf = io.BytesIO()
+    Image.fromarray(table[np.rint(u * (len(table) - 1)).astype(np.intp)]).save(
+        buf, "WEBP", quality=quality, method=0)   # method 0: the fastest encoder, ~1 ms
+    source = "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return dict(source=source, xref="x", yref="y", x=lo, y=hi, sizex=hi - lo, sizey=hi - lo,
+                xanchor="left", yanchor="top", sizing="stretch", layer="below")
+
+
+def _lerp(z: np.ndarray, at: np.ndarray, axis: int) -> np.ndarray:
+    """z linearly interpolated at fractional indices `at` along `axis`."""
+    i = np.clip(np.floor(at).astype(int), 0, z.shape[axis] - 2)
+    t = (at - i).reshape([-1 if a == axis else 1 for a in range(z.ndim)])
+    return np.take(z, i, axis) * (1 - t) + np.take(z, i + 1, axis) * t
+
+
+def colorbar_trace(scale, zmin: float, zmax: float, title: str, **colorbar) -> dict:
+    """A colour bar alone (for a heat map drawn as a picture): an invisible one-point scatter whose
+    marker colours span [zmin, zmax]."""
+    return dict(type="scatter", x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
+                marker=dict(color=[zmin, zmax], cmin=zmin, cmax=zmax, colorscale=colorscale(scale),
+                            showscale=True, colorbar=dict(title=dict(text=title, side="right"),
+                                                          thickness=12, **colorbar)))
+
+
 def square_axes(lo: float, hi: float, n_panels: int = 1, gap: float = 0.06) -> dict:
     """Layout entries for n side-by-side panels with equal aspect and a shared range, axes x₁, x₂."""
     width = (1.0 - gap * (n_panels - 1)) / n_panels

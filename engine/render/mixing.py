@@ -11,8 +11,8 @@ import hashlib
 
 import numpy as np
 
-from engine.render.base import (Spec, axis_suffix, colorscale, f32, figure, markdown_table,
-                                means_trace, panel_title, path_lines, square_axes)
+from engine.render.base import (Spec, axis_suffix, colorbar_trace, f32, figure, heat_image,
+                                markdown_table, means_trace, panel_title, path_lines, square_axes)
 
 # -- score fields ------------------------------------------------------------------------------
 
@@ -38,23 +38,23 @@ def arrow_segments(points, vectors, length: float) -> tuple[np.ndarray, np.ndarr
     return f32(pts[:, 0]), f32(pts[:, 1])
 
 
-_scale = colorscale  # field_figure's `colorscale` argument shadows the function
-
-
 def field_figure(xs, ys, z, points, vectors, *, title: str, z_title: str, colorscale="Viridis",
                  arrow_length: float | None = None, means=None, zmin=None, zmax=None,
                  arrow_color: str = "white", height: int = 460) -> Spec:
-    """Heat map z(x, y) (rows = ys) with a quiver of `vectors` at `points` on top."""
-    xs, ys = f32(xs), f32(ys)
-    # zsmooth: the browser interpolates, so a coarse grid (fewer bytes per slider move) looks smooth.
-    data = [dict(type="heatmap", x=xs, y=ys, z=f32(z), zsmooth="best", colorscale=_scale(colorscale), zmin=zmin,
-                 zmax=zmax, colorbar=dict(title=dict(text=z_title, side="right"), thickness=12),
-                 hovertemplate="x₁=%{x:.2f}<br>x₂=%{y:.2f}<br>" + z_title + "=%{z:.3g}<extra></extra>")]
+    """Heat map z(x, y) (rows = ys, on the square [xs[0], xs[-1]]²) with a quiver of `vectors` at
+    `points` on top. The heat map is a picture (base.heat_image, smoothed like zsmooth="best")
+    with a colour bar beside it: on every slider move the browser decodes one image instead of
+    running Plotly's per-pixel smoothing."""
+    lo, hi = float(xs[0]), float(xs[-1])
+    z = np.asarray(z, dtype=np.float64)
+    zmin = float(z.min()) if zmin is None else zmin
+    zmax = float(z.max()) if zmax is None else zmax
+    data = [colorbar_trace(colorscale, zmin, zmax, z_title)]
     shapes = []
     if points is not None and len(points):
         # Default: the longest arrow spans about one arrow-grid cell.
         per_side = max(1, int(np.sqrt(len(points))))
-        length = arrow_length or 0.9 * float(xs[-1] - xs[0]) / per_side
+        length = arrow_length or 0.9 * (hi - lo) / per_side
         ax, ay = arrow_segments(points, vectors, length)
         # One SVG path for all arrows, as a layout shape: a line trace with NaN breaks becomes one
         # DOM path per piece (450 for 15×15 arrows), which the browser redraws ~0.3 s slower.
@@ -63,7 +63,8 @@ def field_figure(xs, ys, z, points, vectors, *, title: str, z_title: str, colors
     if means is not None:
         data.append(means_trace(means))
     layout = dict(title=dict(text=title), showlegend=False, height=height, shapes=shapes,
-                  **square_axes(float(xs[0]), float(xs[-1])))
+                  images=[heat_image(z, lo, hi, colorscale, zmin=zmin, zmax=zmax)],
+                  **square_axes(lo, hi))
     return figure(data, layout)
 
 

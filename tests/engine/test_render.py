@@ -148,6 +148,39 @@ def test_field_figure_arrows_are_one_path_shape_and_axes_are_x1_x2():
     go.Figure(spec)  # valid for Plotly
 
 
+def test_heat_image_is_the_bilinear_field_on_pixel_centres_with_y_up():
+    """z = x₁ on a grey scale from black (z = −1) to white (z = 1): the picture's columns are
+    255·(x + 1)/2 at their pixel centres (bilinear interpolation is exact on a linear field);
+    z = x₂: the top row is the brightest (y points up), and the picture covers [lo, hi]²."""
+    import io
+
+    from PIL import Image
+
+    from engine.render.base import heat_image
+
+    g = np.linspace(-1, 1, 9)
+    grey = [[0, "rgb(0,0,0)"], [1, "rgb(255,255,255)"]]
+    centres = -1 + (np.arange(64) + 0.5) / 64 * 2
+    for z, axis in ((np.tile(g, (9, 1)), 1), (np.tile(g[:, None], (1, 9)), 0)):
+        spec = heat_image(z, -1.0, 1.0, grey, pixels=64)
+        assert (spec["x"], spec["y"], spec["sizex"], spec["sizey"]) == (-1.0, 1.0, 2.0, 2.0)
+        pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(spec["source"].split(",")[1])))
+                            .convert("L"), dtype=float)
+        want = 255 * (centres + 1) / 2
+        profile = pixels.mean(axis=1 - axis) if axis else pixels.mean(axis=1)[::-1]
+        np.testing.assert_allclose(profile, want, atol=3)   # lossy WebP, 8-bit colours
+
+
+def test_field_figure_colour_bar_spans_the_heat_map():
+    g = np.linspace(-2, 2, 5)
+    z = np.add.outer(g, g)
+    spec = render.field_figure(g, g, z, None, None, title="t", z_title="log p").spec
+    marker = spec["data"][0]["marker"]
+    assert (marker["cmin"], marker["cmax"]) == (-4.0, 4.0) and marker["showscale"]
+    assert marker["colorbar"]["title"]["text"] == "log p"
+    assert spec["layout"]["images"][0]["source"].startswith("data:image/webp;base64,")
+
+
 def test_log_axes_label_whole_decades():
     from engine.render.base import log_axis
     from engine.render.train import per_sigma_figure

@@ -36,6 +36,16 @@ def decode(arr) -> np.ndarray:
     return np.asarray(arr, dtype=float)
 
 
+def picture(source: str) -> np.ndarray:
+    """A data-URI image (a heat map drawn as a picture) as an (H, W, 3) float array."""
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGB"),
+                      dtype=float)
+
+
 def bar_values(spec: dict) -> dict[str, np.ndarray]:
     return {t["name"]: decode(t["y"]) for t in spec["data"] if t["type"] == "bar"}
 
@@ -131,7 +141,7 @@ def test_scores_page_far_field_is_blind_to_the_weight_until_sigma_is_large(app_t
     at.slider(key="scores_sigma").set_value(10.0).run()
     assert not at.exception
     field2, _, _ = charts(at)
-    assert field2["data"][0]["z"] != field["data"][0]["z"]
+    assert field2["layout"]["images"][0]["source"] != field["layout"]["images"][0]["source"]
     assert float(at.metric[0].value.rstrip(" %")) > 50  # overlapping components: w felt everywhere
 
 
@@ -174,12 +184,20 @@ def test_langevin_table_lists_the_bars_and_their_total_variation(app_test):
 
 def test_scores_energy_view_is_minus_the_log_density(app_test):
     at = open_page(app_test, "app_pages/scores.py")
-    log_density = decode(charts(at)[0]["data"][0]["z"])
+    """The energy view is −log p on the reversed scale: the same picture, the colour bar's range
+    negated (the heat map is a picture, engine.render.base.heat_image)."""
+    density = charts(at)[0]
     at.radio(key="scores_view").set_value("energy −log p").run()
     assert not at.exception
     energy = charts(at)[0]
-    np.testing.assert_array_equal(decode(energy["data"][0]["z"]), -log_density)
-    assert energy["data"][0]["colorbar"]["title"]["text"] == "−log p"
+    bar, bar_e = density["data"][0]["marker"], energy["data"][0]["marker"]
+    assert (bar_e["cmin"], bar_e["cmax"]) == (-bar["cmax"], -bar["cmin"])
+    assert [c for _, c in bar_e["colorscale"]] == [c for _, c in reversed(bar["colorscale"])]
+    np.testing.assert_allclose([s for s, _ in bar_e["colorscale"]],
+                               [1 - s for s, _ in reversed(bar["colorscale"])], atol=1e-12)
+    pixels = [picture(f["layout"]["images"][0]["source"]) for f in (density, energy)]
+    assert np.abs(pixels[0] - pixels[1]).max() <= 2     # lossy WebP: same colours to ±2 of 255
+    assert energy["data"][0]["marker"]["colorbar"]["title"]["text"] == "−log p"
 
 
 def test_no_pages_folder_so_streamlit_never_runs_a_page_without_app_py():
