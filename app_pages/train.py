@@ -32,6 +32,7 @@ OBJECTIVES = {
 }
 DATA = {"mixture": "Gaussian mixture (exact score known)", **{k: k for k in SAMPLE_SETS}}
 ACTIVE = ("queued", "starting", "running")
+DEFAULTS = Train2DConfig()
 MANIFOLD_TAG = "manifold-experiment"
 COMPARE_COLUMNS = {"run": ("run", "{}"), "objective": ("objective", "{}"), "data": ("data", "{}"),
                    "steps": ("steps", "{}"), "fisher": ("Fisher (data)", "{:.4g}"),
@@ -128,10 +129,15 @@ with st.container(border=True):
         st.markdown("**Network and optimiser**")
         hidden = url_state.select_slider("Hidden width", [32, 64, 128, 256], 128, key="tr_hidden")
         depth = url_state.slider("Hidden layers", 1, 4, 2, key="tr_depth")
-        steps = url_state.select_slider("Steps", [200, 500, 1000, 2000, 3000, 5000, 10000, 20000], 2000,
-                                        key="tr_steps")
-        batch = url_state.select_slider("Batch size", [32, 64, 128, 256, 512], 128, key="tr_batch")
-        lr = url_state.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], 1e-3, key="tr_lr")
+        steps = url_state.select_slider("Steps", [200, 500, 1000, 2000, 3000, 5000, 10000, 20000],
+                                        DEFAULTS.steps, key="tr_steps")
+        batch = url_state.select_slider("Batch size", [32, 64, 128, 256, 512], DEFAULTS.batch,
+                                        key="tr_batch")
+        lr = url_state.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], DEFAULTS.lr, key="tr_lr")
+        ema = url_state.select_slider("EMA of the weights", [0.0, 0.99, 0.999], DEFAULTS.ema, key="tr_ema",
+                                      help="What is saved and sampled: an exponential moving average "
+                                           "of the weights (0: the last step's). It removes most of "
+                                           "the run-to-run spread of the recovered weights.")
     b1, b2 = st.columns([1, 4])
     started = b1.button("Train", type="primary", key="tr_start")
     with b2:
@@ -146,7 +152,8 @@ if objective == "ncsn":
 if started:
     config = Train2DConfig(data=data, means=means, weights=weights, objective=objective,
                            steps=int(steps), batch=int(batch), lr=float(lr), hidden=int(hidden),
-                           depth=int(depth), conditioning=conditioning, sigma=float(sigma),
+                           depth=int(depth), ema=float(ema), conditioning=conditioning,
+                           sigma=float(sigma),
                            sigma_max=float(sigma_max), sigma_min=float(sigma_min), levels=int(levels),
                            projection=projection, n_projections=int(n_proj), perturb=float(perturb),
                            seed=seed)
