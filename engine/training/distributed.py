@@ -1,6 +1,11 @@
 """One process or several under `torchrun` (WORLD_SIZE > 1): torch.distributed with gloo on CPU,
 nccl on CUDA. Rank 0 writes the run folder; every rank must take the same decision to stop, so
-decisions go through `agree` (the largest code any rank proposes wins)."""
+decisions go through `agree` (the largest code any rank proposes wins).
+
+A global batch of B examples is split into equal shares of B / world (`local_batch`); each rank's
+loss is the mean over its share, and DDP (`wrap`) averages the ranks' gradients in backward, so
+one step equals the step of one process on the mean over the whole batch (tests/engine/test_ddp.py
+checks this with two gloo processes)."""
 
 from __future__ import annotations
 
@@ -28,6 +33,22 @@ class Dist:
         t = torch.tensor([float(code)], device=device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return int(t.item())
+
+    def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """What batch_loss calls: the model under DistributedDataParallel when there are several
+        processes (gradients averaged over ranks in backward), else the model itself."""
+        if self.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def local_batch(self, batch: int) -> int:
+        """This rank's share of a global batch; unequal shares would weight examples unequally in
+        the averaged gradient, so the batch must divide evenly."""
+        if batch % self.world:
+            raise ValueError(f"The batch size ({batch}) must be a multiple of the number of "
+                             f"processes ({self.world}).")
+        return batch // self.world
 
     def finish(self) -> None:
         if self.world > 1:
