@@ -10,19 +10,22 @@ import streamlit as st
 
 from engine.bench.sde import nfe_sweep
 from engine.lab.sde_mixing import SDEMixConfig
-from engine.lab.sde_views import (bits_per_dim, classify, forward_view, inpaint_digit,
-                                  likelihood_view, masked_digit, paths_until, projected_view,
+from engine.lab.sde_views import (classify, forward_view, likelihood_view, masked_digit,
+                                  paths_until, projected_view,
                                   reverse_view, reverse_window)
 from engine.models.score import load_score
 from engine.mnist.sde_tasks import MASKS
 from engine.render import sde as render_sde
-from engine.render.images import grid_png
+from engine.render.images import grid_png, npy_bytes, slide_grid_png
 from engine.render.mixing import weights_table
 from engine.sde.sdes import SDEError
+from engine.store.jobs import read_array
 from engine.store.registry import sde2d_models, sde_mnist_measurements, sde_mnist_models
+from engine.store.runs import read_json
 from engine.targets import TargetError
 
 from ui import url_state
+from ui.jobs import COMPUTED, ended_sentence, follow_jobs, job_infos, start_job
 
 
 N_TRAJ = 12
@@ -54,6 +57,42 @@ def sweep(base: SDEMixConfig, budgets: tuple, seeds: tuple) -> list:
 def load_mnist_model(path: str):
     loaded = load_score(path, reading="time")
     return loaded.score_fn, loaded.sde, loaded.meta
+
+
+BPD_REFERENCES = ("For reading the number: a uniform model over the 256 pixel values scores "
+                  "exactly 8 bits/dim; published score-based models reach about 1–2 on MNIST. "
+                  "Lower is better.")
+
+
+def inpaint_result(run_dir: str) -> dict:
+    """A finished inpainting job's completions (index, mask, nfe, seconds, .npy bytes), or
+    {"error": one sentence} for a job that ended otherwise or whose files are damaged."""
+    info = job_infos({"": run_dir})[""]
+    return _inpaint_result(run_dir, info.state, repr(info.status.get("updated")))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _inpaint_result(run_dir: str, state: str, stamp: str) -> dict:
+    info = job_infos({"": run_dir})[""]
+    if info.state != "finished":
+        return {"error": ended_sentence(info, "Inpainting")}
+    comp = read_array(Path(run_dir) / "completions.npy", ndim=3)
+    r = read_json(Path(run_dir) / "result.json", None)
+    try:
+        key, nfe, seconds = (int(r["index"]), str(r["mask"])), int(r["nfe"]), float(r["seconds"])
+    except (KeyError, TypeError, ValueError):
+        comp = None
+    if comp is None:
+        return {"error": "The inpainting job's files cannot be read; press Inpaint again."}
+    return {"comp": comp, "key": key, "nfe": nfe, "seconds": seconds, "npy": npy_bytes(comp)}
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def inpaint_png(run_dir: str, index: int, mask: str, seed: int) -> bytes:
+    """Original, masked and completions in one row, at slide size."""
+    digit = masked_digit(index, mask, seed)
+    return slide_grid_png([digit["original"], digit["masked"], *inpaint_result(run_dir)["comp"]],
+                          nrow=2 + len(inpaint_result(run_dir)["comp"]))
 
 
 # -- page -----------------------------------------------------------------------------------------
@@ -301,7 +340,7 @@ with tab_mnist:
         label = st.selectbox("Score model", list(models), key="sde_mnist_model")
         path = models[label]
         try:
-            score_fn, msde, mmeta = load_mnist_model(path)
+            _, msde, mmeta = load_mnist_model(path)
         except (ValueError, OSError) as err:
             st.error(str(err))
             st.stop()
@@ -324,14 +363,29 @@ with tab_mnist:
             st.metric("Measured bits/dim (test digits)", f"{bpd['bpd']:.3f}",
                       help=f"{bpd['images']} test digits, ± {bpd.get('bpd_stderr')} (standard error); "
                            f"`{bpd.get('command', '')}`")
+        st.caption(BPD_REFERENCES)
         n_bpd = url_state.select_slider("Test digits to evaluate now", [1, 2, 4, 8], 2, key="sde_bpd_n")
-        if st.button("Compute bits/dim", key="sde_bpd_go"):
-            with st.spinner("Integrating the likelihood ODE (about a minute per few digits on a CPU)…"):
-                st.session_state["sde_bpd"] = bits_per_dim(score_fn, msde, n_bpd, seed)
-        if "sde_bpd" in st.session_state:
-            r = st.session_state["sde_bpd"]
-            st.write(f"{r['bpd']:.3f} bits/dim on {r['images']} test digits "
-                     f"({r['nfe_mean']:.0f} ODE evaluations, {r['seconds']:.0f} s).")
+        if st.button("Compute bits/dim", key="sde_bpd_go",
+                     help="Runs in the background (about a minute per few digits on a CPU); the "
+                          "page stays usable, and Cancel stops it."):
+            run = start_job(None, ["sde-mnist", "bpd", "--checkpoint", path, "--images", str(n_bpd),
+                                   "--seed", str(seed)], name="sde-bpd", sub=COMPUTED,
+                            out_flag="--run-dir", record={"checkpoint": path}, announce=False)
+            if run is not None:
+                st.session_state["sde_bpd"] = {"key": (path, n_bpd, seed), "run": str(run)}
+        job = st.session_state.get("sde_bpd")
+        if job is not None and not follow_jobs({"Bits/dim": job["run"]}, key="sde_bpd_job"):
+            info = job_infos({"": job["run"]})[""]
+            r = read_json(info.dir / "result.json", None) if info.state == "finished" else None
+            if info.state != "finished":
+                st.warning(ended_sentence(info, "The bits/dim job"))
+            elif not isinstance(r, dict) or not all(k in r for k in ("bpd", "images", "nfe_mean")):
+                st.error("The bits/dim job's result.json cannot be read; press the button again.")
+            else:
+                if job["key"] != (path, n_bpd, seed):
+                    st.caption("The figure below is for an earlier model or number of digits.")
+                st.write(f"{r['bpd']:.3f} bits/dim on {r['images']} test digits "
+                         f"({r['nfe_mean']:.0f} ODE evaluations, {r['seconds']:.0f} s).")
 
         st.subheader("Quality against cost on MNIST")
         if measured.get("cost"):
@@ -380,18 +434,29 @@ with tab_mnist:
         with c4:
             inp_snr = url_state.select_slider("snr r", [0.05, 0.1, 0.16, 0.2, 0.3], 0.16,
                                               key="sde_inp_snr", help=SNR_HELP)
-        digit = masked_digit(int(idx), mask_kind, seed)
-        if st.button("Inpaint", key="sde_inp_go", type="primary"):
-            with st.spinner(f"Predictor–corrector, {2 * inp_steps} score evaluations…"):
-                st.session_state["sde_inp"] = dict(
-                    key=(path, int(idx), mask_kind, n_comp, inp_steps, inp_snr, seed),
-                    **inpaint_digit(score_fn, msde, digit, n_comp, inp_steps, inp_snr, seed))
-        res = st.session_state.get("sde_inp")
+        key = (path, int(idx), mask_kind, n_comp, inp_steps, inp_snr, seed)
+        if st.button("Inpaint", key="sde_inp_go", type="primary",
+                     help=f"Predictor–corrector in the background: {2 * inp_steps} score evaluations."):
+            run = start_job(None, ["sde-mnist", "inpaint", "--checkpoint", path, "--index", str(int(idx)),
+                                   "--completions", str(n_comp), "--mask", mask_kind,
+                                   "--steps", str(inp_steps), "--snr", str(inp_snr), "--seed", str(seed)],
+                            name="sde-inpaint", sub=COMPUTED, out_flag="--run-dir",
+                            record={"checkpoint": path}, announce=False)
+            if run is not None:
+                st.session_state["sde_inp"] = {"key": key, "run": str(run)}
+        job = st.session_state.get("sde_inp")
+        running = job is not None and follow_jobs({"Inpainting": job["run"]}, key="sde_inp_job")
+        res = None if job is None or running else inpaint_result(job["run"])
+        if res is not None and "error" in res:
+            st.warning(res["error"])
+            res = None
+        if res is not None and res["key"] != key[1:3]:
+            st.caption("Completions below are for an earlier digit or mask; press Inpaint.")
+        shown_idx, shown_mask = res["key"] if res is not None else (int(idx), mask_kind)
+        digit = masked_digit(shown_idx, shown_mask, seed)
         shown = [digit["original"], digit["masked"]]
-        captions = [f"original (label {digit['label']})", "masked (hidden = grey)"]
+        captions = [f"original #{shown_idx} (label {digit['label']})", "masked (hidden = grey)"]
         if res is not None:
-            if res["key"][1:3] != (int(idx), mask_kind):
-                st.caption("Completions below are for an earlier digit or mask; press Inpaint.")
             for j, (img, said) in enumerate(zip(res["comp"], classify(res["comp"]))):
                 shown.append(img)
                 captions.append(f"completion {j + 1}: classifier says {said}")
@@ -399,11 +464,17 @@ with tab_mnist:
         for col, img, cap in zip(cols, shown, captions):
             col.image(grid_png([img], nrow=1, scale=4), caption=cap)
         if res is not None:
-            grid_bytes = grid_png(shown, nrow=len(shown), scale=3)
-            st.download_button("Download original, masked and completions (PNG)", data=grid_bytes,
-                               file_name=f"inpaint_digit{int(idx)}_{mask_kind}.png",
-                               mime="image/png", key="sde_inp_dl", on_click="ignore")
-            st.caption(f"{res['nfe']} score evaluations. "
+            d1, d2 = st.columns(2)
+            d1.download_button("Download original, masked and completions (PNG)",
+                               data=inpaint_png(job["run"], shown_idx, shown_mask, seed),
+                               file_name=f"inpaint_digit{shown_idx}_{shown_mask}.png",
+                               mime="image/png", key="sde_inp_dl", on_click="ignore",
+                               help="Each digit upscaled (nearest-neighbour): at least 512 px wide.")
+            d2.download_button("Completions (.npy)", data=res["npy"],
+                               file_name=f"inpaint_digit{shown_idx}_{shown_mask}.npy",
+                               mime="application/octet-stream", key="sde_inp_npy", on_click="ignore",
+                               help="The raw (completions, 28, 28) float32 array in [0, 1].")
+            st.caption(f"{res['nfe']} score evaluations in {res['seconds']:.1f} s. "
                        f"`python -m engine sde-mnist inpaint --checkpoint {Path(path).name} "
-                       f"--mask {mask_kind}` measures how often the classifier agrees with the "
+                       f"--mask {shown_mask}` measures how often the classifier agrees with the "
                        "true label over many digits.")

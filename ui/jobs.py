@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from engine.paths import default_runs_root
-from engine.store.jobs import JobManager, job_progress
+from engine.store.jobs import JobManager, job_fraction, job_progress
 from engine.store.runs import FINAL_STATES, RunInfo, read_run
 
 COMPUTED = "computed"          # subfolder of the runs folder for the pages' computing jobs
@@ -42,14 +42,15 @@ def computing_threads() -> int:
 
 def start_job(config, argv: list[str], name: str, record: dict | None = None, sub: str = "",
               out_flag: str = "--out", announce: bool = True) -> Path | None:
-    """Validate `config` and queue `python -m engine ARGV` (in the manager of `sub`): one error
+    """Validate `config` (if any) and queue `python -m engine ARGV` (in the manager of `sub`): one error
     line on the page for a bad value or a full queue (both ValueErrors), else (if `announce`) one
     success line. The run folder, or None."""
     try:
-        config.validate()
+        if config is not None:
+            config.validate()
         extra = {"out_flag": out_flag, "threads": computing_threads()} if sub == COMPUTED else {}
         run_dir = job_manager(sub).submit(argv, name=name, **extra,
-                                          config=config.to_dict() if record is None else record)
+                                          config=record if record is not None else config.to_dict())
     except ValueError as err:
         st.error(str(err))
         return None
@@ -110,7 +111,7 @@ def _follow(items: tuple, key: str, live, sub: str) -> None:
                 st.caption(ended_sentence(info) if info.state != "finished" else "Finished.")
                 continue
             cancelling = (info.dir / "cancel").exists()
-            st.progress(info.progress, text="Cancelling…" if cancelling else job_progress(info))
+            st.progress(job_fraction(info), text="Cancelling…" if cancelling else job_progress(info))
             if not cancelling and st.button("Cancel", key=f"{key}_cancel_{i}"):
                 job_manager(sub).cancel(info.dir)
                 st.caption("Cancelling…")

@@ -16,6 +16,7 @@ from engine.mnist.sampling import SampleConfig
 from engine.mnist.sde_tasks import MASKS
 from engine.progress import reporter
 from engine.samplers.reverse import SDESamplerConfig
+from engine.store.jobs import JobCancelled, LevelReporter, save_array
 from engine.training.flags import field_help
 
 TEST_DIGITS = 10_000
@@ -43,21 +44,64 @@ def add_arguments(p) -> None:
     p.add_argument("--snr", type=float, default=0.16, help=field_help(SDESamplerConfig, "snr"))
     p.add_argument("--seed", type=int, default=0,
                    help=field_help(SampleConfig, "seed", "seed of the digits chosen, the samples and the noise"))
+    p.add_argument("--index", type=number(int, 0, TEST_DIGITS - 1), default=None,
+                   help="inpaint: complete this one test digit --completions times (what the SDEs "
+                        f"page shows) instead of measuring a rate (allowed: [0, {TEST_DIGITS - 1}])")
+    p.add_argument("--run-dir", default=None,
+                   help="a job folder (the app's background jobs): progress, result.json and, for "
+                        "--index, completions.npy go there; a cancel stops it at the next step")
     p.add_argument("--threads", type=int, default=1)
 
 
 def run(args) -> int:
+    import torch
+
+    from engine.models.score import load_score
+    from engine.store.runs import mark_failed
+
+    try:
+        SampleConfig(n=args.n, seed=args.seed).validate()
+        SDESamplerConfig(sampler="pc", steps=args.steps, snr=args.snr).validate()
+        torch.set_num_threads(args.threads)
+        loaded = load_score(args.checkpoint, reading="time")
+    except ValueError as err:
+        if args.run_dir:
+            mark_failed(args.run_dir, str(err))      # the page's job says why, in one sentence
+        raise
+    score_fn, sde = loaded.score_fn, loaded.sde
+    job = (LevelReporter(args.run_dir, unit={"bpd": "image", "cost": "sampler run"}.get(args.what, "step"))
+           if args.run_dir else None)
+
+    def report(bar):           # the terminal's bar, and the job folder's status
+        return lambda done, total, *rest: (bar.update(done, total=total),
+                                           job is not None and job(done, total))
+    try:
+        out, arrays = compute(args, score_fn, sde, report)
+    except JobCancelled:
+        job.cancelled()
+        return 0
+    except ValueError as err:
+        if job is not None:
+            job.failed(str(err))
+        raise
+    out["checkpoint"] = str(args.checkpoint)
+    out["sde"] = sde.describe()
+    if job is not None:
+        for name, array in arrays.items():
+            save_array(job.dir / f"{name}.npy", array)
+        job.finished(f"sde-mnist {args.what} done.", **out)
+    print(json.dumps(out))
+    return 0
+
+
+def compute(args, score_fn, sde, report) -> tuple[dict, dict]:
+    """(the JSON figures, {name: array} for a job folder)."""
     import numpy as np
     import torch
 
     from engine.mnist import sde_tasks
-    from engine.models.score import load_score
 
-    SampleConfig(n=args.n, seed=args.seed).validate()
-    SDESamplerConfig(sampler="pc", steps=args.steps, snr=args.snr).validate()
-    torch.set_num_threads(args.threads)
-    loaded = load_score(args.checkpoint, reading="time")
-    score_fn, sde = loaded.score_fn, loaded.sde
+    arrays = {}
     if args.what == "bpd":
         from engine.mnist.data import load_mnist
 
@@ -65,19 +109,28 @@ def run(args) -> int:
         idx = np.random.default_rng(args.seed).choice(len(data.test_images), args.images, replace=False)
         with reporter("bits/dim", args.images, unit="image") as bar:
             out = sde_tasks.mnist_bits_per_dim(score_fn, sde, data.test_images[idx], seed=args.seed,
-                                               progress=bar.callback())
+                                               progress=report(bar))
         out["split"] = "test"
     elif args.what == "cost":
         budgets = tuple(int(b) for b in args.budgets.split(",") if b.strip())
         with reporter("cost", 0, unit="sampler run") as bar:
             rows = sde_tasks.cost_sweep(score_fn, sde, args.n, budgets, seed=args.seed,
-                                        progress=bar.callback())
+                                        progress=report(bar))
         out = {"rows": rows, "n": args.n}
+    elif args.index is not None:
+        from engine.mnist.data import load_mnist
+
+        data = load_mnist()
+        digit = data.test_images[args.index].astype(np.float32) / 255.0
+        mask = sde_tasks.make_mask(args.mask, args.seed)
+        with torch.no_grad(), reporter("inpaint", args.steps, unit="step") as bar:
+            comp, nfe = sde_tasks.inpaint(score_fn, sde, digit[None], mask, args.completions,
+                                          args.steps, args.snr, args.seed, progress=report(bar))
+        arrays["completions"] = comp[0]
+        out = {"index": args.index, "label": int(data.test_labels[args.index]), "mask": args.mask,
+               "completions": args.completions, "steps": args.steps, "snr": args.snr, "nfe": nfe}
     else:
         with torch.no_grad(), reporter("inpaint", args.steps, unit="step") as bar:
             out = sde_tasks.inpaint_rate(score_fn, sde, args.digits, args.mask, args.completions,
-                                         args.steps, args.snr, args.seed, progress=bar.callback())
-    out["checkpoint"] = str(args.checkpoint)
-    out["sde"] = sde.describe()
-    print(json.dumps(out))
-    return 0
+                                         args.steps, args.snr, args.seed, progress=report(bar))
+    return out, arrays

@@ -3,8 +3,10 @@
 The forward SDE: particles from exact data samples at a few times over the closed-form marginal
 log p_t, each panel zoomed out with the noise, and the marginal of the diagonal projection
 u = (x₁ + x₂)/√2 over (t, u). The reverse samplers' runs and the window their paths are drawn in.
-A learned time-conditional 2D score's ODE log-density next to the exact one. MNIST: bits/dim and
-inpainting a test digit, with the classifier's reading of each completion.
+A learned time-conditional 2D score's ODE log-density next to the exact one. MNIST: a test digit
+and its mask (the page inpaints it, and measures bits/dim, as background jobs: `python -m engine
+sde-mnist inpaint --index I --run-dir DIR`, `sde-mnist bpd --run-dir DIR`), and the classifier's
+reading of each completion.
 Errors come back as {"error": one sentence}.
 """
 
@@ -123,12 +125,6 @@ def _classifier():
     return load_classifier()[0]
 
 
-def bits_per_dim(score_fn, sde, n: int, seed: int) -> dict:
-    """bits/dim of the first n test digits (engine.mnist.sde_tasks.mnist_bits_per_dim)."""
-    from engine.mnist.sde_tasks import mnist_bits_per_dim
-    return mnist_bits_per_dim(score_fn, sde, _test_set()[0][:n], seed=seed)
-
-
 def masked_digit(index: int, mask_kind: str, seed: int) -> dict:
     """Test digit `index` in [0, 1], its label, the mask (1 = known) and the masked digit with the
     hidden pixels grey: {"original", "label", "mask", "masked"}."""
@@ -139,18 +135,6 @@ def masked_digit(index: int, mask_kind: str, seed: int) -> dict:
     mask = make_mask(mask_kind, seed)
     return {"original": original, "label": int(labels[int(index)]), "mask": mask,
             "masked": original * mask + 0.5 * (1 - mask)}
-
-
-def inpaint_digit(score_fn, sde, digit: dict, completions: int, steps: int, snr: float,
-                  seed: int) -> dict:
-    """Fill in the hidden pixels of `digit` (masked_digit's) `completions` times with the
-    predictor–corrector sampler: {"comp" (completions, 28, 28), "nfe"}."""
-    from engine.mnist.sde_tasks import inpaint
-
-    with torch.no_grad():
-        comp, nfe = inpaint(score_fn, sde, digit["original"][None], digit["mask"], completions,
-                            steps, snr, seed)
-    return {"comp": comp[0], "nfe": nfe}
 
 
 def classify(images) -> list[int]:

@@ -213,8 +213,8 @@ class LevelReporter:
     def seconds(self) -> float:
         return time.perf_counter() - self.start
 
-    def __call__(self, done: int, total: int, images=None) -> None:
-        self.done, self.total = int(done), int(total)
+    def __call__(self, done: float, total: int, images=None) -> None:
+        self.done, self.total = done, int(total)       # done may be fractional (part of a unit)
         if self.writer.stop_requested:
             raise JobCancelled()
         if done < total and self.done > 1 and time.perf_counter() - self._written < self.every:
@@ -223,24 +223,25 @@ class LevelReporter:
         if images is not None:
             save_array(self.dir / "current.npy", images)
         elapsed = self.seconds
-        self.writer.status("running", step=self.done, total=self.total, unit=self.unit,
-                           seconds=elapsed, sec_per_unit=elapsed / self.done if self.done else None,
+        self.writer.status("running", step=int(self.done), done=float(self.done), total=self.total,
+                           unit=self.unit, seconds=elapsed,
+                           sec_per_unit=elapsed / self.done if self.done else None,
                            eta_seconds=eta_seconds(self.done, self.total, elapsed),
-                           message=f"{self.unit} {self.done} of {self.total}")
+                           message=f"{self.unit} {int(self.done)} of {self.total}")
 
     def finished(self, message: str, **result) -> None:
         """result.json (with the elapsed seconds), then the final state."""
         atomic_write_json(self.dir / "result.json", {"seconds": self.seconds, **result})
-        self.writer.status("finished", step=self.total, total=self.total, unit=self.unit,
-                           seconds=self.seconds, eta_seconds=0.0, message=message)
+        self.writer.status("finished", step=self.total, done=float(self.total), total=self.total,
+                           unit=self.unit, seconds=self.seconds, eta_seconds=0.0, message=message)
 
     def cancelled(self) -> None:
-        self.writer.status("cancelled", step=self.done, total=self.total, unit=self.unit,
+        self.writer.status("cancelled", step=int(self.done), total=self.total, unit=self.unit,
                            seconds=self.seconds, eta_seconds=None,
-                           message=f"Cancelled after {self.unit} {self.done} of {self.total}.")
+                           message=f"Cancelled after {self.unit} {int(self.done)} of {self.total}.")
 
     def failed(self, message: str) -> None:
-        self.writer.status("failed", step=self.done, total=self.total, unit=self.unit,
+        self.writer.status("failed", step=int(self.done), total=self.total, unit=self.unit,
                            seconds=self.seconds, message=message)
 
 
@@ -265,6 +266,14 @@ def read_array(path, ndim: int | None = None) -> np.ndarray | None:
     return a
 
 
+def job_fraction(info: RunInfo) -> float:
+    """How much of a job is done, in [0, 1] (parts of a unit included)."""
+    done = info.status.get("done")
+    if info.state == "finished" or not _number(done) or info.total <= 0:
+        return info.progress
+    return max(0.0, min(1.0, done / info.total))
+
+
 def job_progress(info: RunInfo) -> str:
     """One line on a computing job: 'level 3 of 10 · 4.2 s elapsed · about 9.8 s left (1.40 s per
     level, measured)', or its state's sentence."""
@@ -273,11 +282,14 @@ def job_progress(info: RunInfo) -> str:
     seconds, per, eta = (status.get(k) for k in ("seconds", "sec_per_unit", "eta_seconds"))
     if info.state == "queued":
         return "Waiting for a free worker."
-    if info.state == "starting" or (info.state == "running" and not info.step):
+    if info.state == "starting" or (info.state == "running" and not _number(status.get("done"))):
         return "Starting (loading the model)…"
     if info.state != "running":
         return info.message or info.state
-    parts = [f"{unit} {info.step} of {info.total}"]
+    done = status.get("done")
+    whole = not _number(done) or float(done).is_integer()
+    parts = [f"{unit} {info.step} of {info.total}" if whole
+             else f"{100 * job_fraction(info):.0f}% of {info.total} {unit}s"]
     if _number(seconds):
         parts.append(f"{format_seconds(seconds)} elapsed")
     if _number(eta) and _number(per):

@@ -1,10 +1,16 @@
 """The SDEs page under AppTest: forward/reverse figures at the defaults, the quality sweep and
-the likelihood map behind their buttons, and a bad setting as one error."""
+the likelihood map behind their buttons, and a bad setting as one error; MNIST inpainting and
+bits/dim as background jobs (progress, Cancel, slide-size and .npy downloads, damaged job folders
+as one sentence)."""
 
+import io
 import json
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,24 +74,103 @@ def test_impossible_vp_parameters_give_one_error(app_test):
     assert len(at.error) == 1 and "β_min" in at.error[0].value
 
 
-def test_mnist_inpainting_keeps_the_known_pixels(app_test):
+def _mnist_score_shipped() -> bool:
     def usable(meta):
         kind = meta.get("model", {}).get("kind")
         return kind == "tutorial_unet" or (kind == "ncsn_unet" and meta.get("objective") == "ncsn")
 
-    if not any(usable(json.loads(p.read_text())) for p in (ROOT / "checkpoints").glob("*.json")):
+    return any(usable(json.loads(p.read_text())) for p in (ROOT / "checkpoints").glob("*.json"))
+
+
+def _until_done(at, timeout=180.0):
+    """Rerun the page (as the job fragment's poll does) until no job shows a progress bar; the
+    progress values seen on the way."""
+    seen, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        bars = at.get("progress")
+        if not bars:
+            return seen
+        seen.append((bars[0].proto.value, bars[0].proto.text))
+        time.sleep(0.3)
+        at.run()
+    raise AssertionError("the job did not finish")
+
+
+def test_mnist_inpainting_keeps_the_known_pixels(open_page):
+    if not _mnist_score_shipped():
         pytest.skip("no MNIST score checkpoint shipped")
-    at = _page(app_test)
+    at, stored = open_page("app_pages/sde.py")
     at.select_slider(key="sde_inp_steps").set_value(50).run()
     at.slider(key="sde_inp_n").set_value(1).run()
+    start = time.time()
     at.button(key="sde_inp_go").click().run()
+    assert time.time() - start < 20                  # a background job: the click returns at once
+    _until_done(at)
     assert not at.exception, [e.value for e in at.exception]
-    comp = at.session_state["sde_inp"]["comp"]
+    assert not at.error and not at.warning
     from engine.mnist.data import load_mnist
     from engine.mnist.sde_tasks import make_mask
+    from engine.store.jobs import read_array
 
+    comp = read_array(Path(at.session_state["sde_inp"]["run"]) / "completions.npy", ndim=3)
     original = load_mnist().test_images[0].astype("float32") / 255.0
     mask = make_mask("bottom") > 0
     assert comp.shape == (1, 28, 28)
     assert abs(comp[0][mask] - original[mask]).max() < 1e-6     # known pixels kept exactly
     assert any("Download" in b.label for b in at.get("download_button"))
+    # Downloads: the row at slide size (each pixel a k × k block, ≥ 512 px) and the raw array.
+    (png,) = {d for d, mime, name in stored if name == "inpaint_digit0_bottom.png"}
+    grid = np.asarray(Image.open(io.BytesIO(png)))
+    (npy,) = {d for d, mime, name in stored if name == "inpaint_digit0_bottom.npy"}
+    raw = np.load(io.BytesIO(npy))
+    assert raw.shape == (1, 28, 28) and np.array_equal(raw, comp)
+    from engine.render.images import grid_array
+    from engine.lab.sde_views import masked_digit
+    digit = masked_digit(0, "bottom", 0)
+    small = grid_array([digit["original"], digit["masked"], comp[0]], nrow=3)
+    k = grid.shape[1] // small.shape[1]
+    assert grid.shape[1] >= 512 and np.array_equal(grid[::k, ::k], small)
+
+
+def test_bits_per_dim_runs_as_a_job_with_progress_and_references(open_page):
+    if not _mnist_score_shipped():
+        pytest.skip("no MNIST score checkpoint shipped")
+    at, _ = open_page("app_pages/sde.py")
+    at.select_slider(key="sde_bpd_n").set_value(1).run()
+    at.button(key="sde_bpd_go").click().run()
+    seen = _until_done(at, timeout=300)
+    assert not at.exception and not at.error and not at.warning
+    assert seen and seen[0][1] in ("Waiting for a free worker.", "Starting (loading the model)…")
+    line = next(m.value for m in at.markdown if "bits/dim on 1 test digits" in m.value)
+    assert 0 < float(line.split()[0]) < 40
+    assert any("uniform model" in c.value and "8 bits/dim" in c.value for c in at.caption)
+
+
+def test_a_cancelled_or_damaged_inpainting_job_is_one_sentence(open_page, tmp_path):
+    if not _mnist_score_shipped():
+        pytest.skip("no MNIST score checkpoint shipped")
+    from engine.store.runs import read_run
+
+    at, _ = open_page("app_pages/sde.py")
+    at.select_slider(key="sde_inp_steps").set_value(500).run()
+    at.slider(key="sde_inp_n").set_value(8).run()
+    at.button(key="sde_inp_go").click().run()
+    run = Path(at.session_state["sde_inp"]["run"])
+    deadline = time.time() + 120
+    while read_run(run).step < 1 and time.time() < deadline:
+        time.sleep(0.3)
+    at.run()
+    (bar,) = at.get("progress")
+    assert bar.proto.text.startswith("step ") and "of 500" in bar.proto.text
+    at.button(key="sde_inp_job_cancel_0").click().run()
+    _until_done(at, timeout=30)
+    assert read_run(run).state == "cancelled"
+    (warning,) = [w.value for w in at.warning]
+    assert warning.startswith("Inpainting was cancelled after step ") and warning.endswith("of 500.")
+    # A finished job whose completions were damaged on disk: one sentence, no traceback.
+    (run / "completions.npy").write_bytes(b"not an array")
+    (run / "status.json").write_text(json.dumps({"state": "finished", "step": 500, "total": 500}))
+    at.run()
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning]
+    assert warning == "The inpainting job's files cannot be read; press Inpaint again."
