@@ -213,7 +213,7 @@ def train_mnist(cfg: ImageTrainConfig, run_dir, device: torch.device, resume: bo
 
     task = Task(model=model, net=net, batch_loss=batch_loss, meta=meta, n_levels=len(sigmas),
                 evaluate=preview if cfg.preview_every else None, eval_every=cfg.preview_every,
-                evaluate_label=f"preview grid: sampling 16 images over {len(sigmas)} noise levels")
+                evaluate_label="preview grid: sampling 16 images")
     out = train_loop(task, cfg.loop_config(), run_dir, writer, start=start, dist=d, device=device, log=log)
     d.finish()
     return out
