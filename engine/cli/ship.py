@@ -27,6 +27,8 @@ def run(args) -> int:
         import torch
         torch.set_num_threads(args.threads)
     from engine.mnist.ship import ship_models
+    from engine.progress import phase
 
+    phase(f"ship: sampling a {args.n}-image example grid of each model and scoring it…")
     ship_models(args.ncsn, args.baseline, args.n, args.seed, args.ncsn_command, args.baseline_command)
     return 0
