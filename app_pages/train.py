@@ -9,14 +9,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.lab.learned2d import comparison_rows, cost_per_step, learned_field, sigma_rule
+from engine.lab.learned2d import (PointsError, comparison_rows, cost_per_step, learned_field, preview,
+                                  points_from_csv, sigma_rule, weights_check)
 from engine.render import train as render_train
 from engine.render.base import markdown_table
+from engine.render.export import CHART_CONFIG
+from engine.render.mixing import weights_table
 from engine.store.checkpoints import CheckpointError, read_meta
 from engine.store.jobs import JobManager
 from engine.store.registry import loss_records, modified, runs_started_with
 from engine.targets import SAMPLE_SETS
-from engine.training.toy2d import Train2DConfig, cli_argv
+from engine.training.toy2d import MAX_POINTS, POINTS_RANGE, Train2DConfig, cli_argv
 
 from ui import url_state
 from ui.jobs import job_manager
@@ -30,7 +33,8 @@ OBJECTIVES = {
     "ism": "ISM — implicit, exact Jacobian trace",
     "esm": "ESM — explicit (needs the exact score)",
 }
-DATA = {"mixture": "Gaussian mixture (exact score known)", **{k: k for k in SAMPLE_SETS}}
+DATA = {"mixture": "Gaussian mixture (exact score known)", "points": "your own points (draw or upload)",
+        **{k: k for k in SAMPLE_SETS}}
 ACTIVE = ("queued", "starting", "running")
 DEFAULTS = Train2DConfig()
 MANIFOLD_TAG = "manifold-experiment"
@@ -51,6 +55,18 @@ def field_view(path: str, sigma: float, mtime: float) -> dict:
     return learned_field(path, sigma)
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def preview_view(path: str, mtime: float) -> dict:
+    """A running job's latest checkpoint: samples and field (recomputed when it saves again)."""
+    return preview(path)
+
+
+@st.cache_data(show_spinner="Sampling with the learned and the exact score…", max_entries=8)
+def weights_view(path: str, mtime: float) -> dict:
+    """`mix --sampler annealed --checkpoint PATH` next to the exact score, once per checkpoint."""
+    return weights_check(path)
+
+
 sigma_rule = st.cache_data(show_spinner=False, max_entries=16)(sigma_rule)
 cost_experiment = st.cache_data(show_spinner="Timing one training step per objective and dimension…",
                                 max_entries=4)(cost_per_step)
@@ -65,6 +81,61 @@ def run_label(info) -> str:
     obj = cfg.get("objective", "?")
     name = "" if info.name == obj else f"{info.name} · "
     return f"{name}{obj.upper()} on {cfg.get('data', '?')} · {info.dir.name[:15]}"
+
+
+def run_data(info) -> list:
+    """A run's own training points (--data points), [] for other data."""
+    cfg = info.config.get("config", {})
+    return cfg.get("points") or [] if cfg.get("data") == "points" else []
+
+
+def add_selection(chart_key: str) -> None:
+    """Canvas callback: the clicked or box/lasso-selected grid dots become data points; the chart
+    then gets a fresh key, so its selection is cleared for the next stroke."""
+    selection = (st.session_state.get(chart_key) or {}).get("selection") or {}
+    drawn = st.session_state.setdefault("tr_points", [])
+    known = set(drawn)
+    for pt in selection.get("points", []):
+        xy = (round(float(pt["x"]), 3), round(float(pt["y"]), 3))
+        if pt.get("curve_number", 0) == 0 and xy not in known and len(drawn) < MAX_POINTS:
+            drawn.append(xy)
+            known.add(xy)
+    st.session_state["tr_canvas_n"] = st.session_state.get("tr_canvas_n", 0) + 1
+
+
+def points_editor() -> list:
+    """Draw (click dots, or drag a box / lasso over them) or upload a CSV: the points to train on."""
+    drawn = st.session_state.setdefault("tr_points", [])
+    left, right = st.columns([3, 2])
+    with left:
+        key = f"tr_canvas_{st.session_state.get('tr_canvas_n', 0)}"
+        st.plotly_chart(render_train.canvas_figure(drawn), key=key, on_select=lambda: add_selection(key),
+                        selection_mode=("points", "box", "lasso"), config=CHART_CONFIG)
+    with right:
+        st.markdown("**Your data**")
+        st.caption("Click a grey dot to add it, or drag a box (or pick the lasso in the chart's "
+                   "toolbar) over the dots to add a whole region. Or upload a CSV with two columns "
+                   f"x, y (a header line is fine; at most {MAX_POINTS} points, coordinates within "
+                   f"±{POINTS_RANGE:g}).")
+        upload = st.file_uploader("CSV of points", type=["csv", "txt"], key="tr_upload")
+        if upload is not None and st.session_state.get("tr_uploaded") != upload.file_id:
+            try:
+                drawn[:] = [tuple(p) for p in points_from_csv(upload.getvalue())]
+            except PointsError as err:
+                st.error(str(err))
+            else:
+                st.session_state["tr_uploaded"] = upload.file_id
+                st.rerun()
+        b1, b2 = st.columns(2)
+        if b1.button("Undo last", key="tr_undo", disabled=not drawn):
+            drawn.pop()
+            st.rerun()
+        if b2.button("Clear", key="tr_clear", disabled=not drawn):
+            drawn.clear()
+            st.rerun()
+        st.caption(f"{len(drawn)} points. Training draws its batches from exactly these points; NCSN's "
+                   "smallest σ sets how smooth the learned density is around them.")
+    return drawn
 
 
 def submit(config: Train2DConfig, name: str, tag: str | None = None) -> Path:
@@ -138,6 +209,7 @@ with st.container(border=True):
                                       help="What is saved and sampled: an exponential moving average "
                                            "of the weights (0: the last step's). It removes most of "
                                            "the run-to-run spread of the recovered weights.")
+    points = points_editor() if data == "points" else []
     b1, b2 = st.columns([1, 4])
     started = b1.button("Train", type="primary", key="tr_start")
     with b2:
@@ -145,9 +217,9 @@ with st.container(border=True):
 
 means = ((a, a), (-a, -a))
 weights = (w, round(1 - w, 6))
-if objective == "ncsn":
+if objective == "ncsn" and (data != "points" or len(points) > 1):
     st.caption(f"NCSNv2 rule for this data: σ_1 ≈ largest pairwise distance = "
-               f"{sigma_rule(data, means, weights):.3g}.")
+               f"{sigma_rule(data, means, weights, tuple(points)):.3g}.")
 
 if started:
     config = Train2DConfig(data=data, means=means, weights=weights, objective=objective,
@@ -156,7 +228,7 @@ if started:
                            sigma=float(sigma),
                            sigma_max=float(sigma_max), sigma_min=float(sigma_min), levels=int(levels),
                            projection=projection, n_projections=int(n_proj), perturb=float(perturb),
-                           seed=seed)
+                           seed=seed, points=tuple(points) if data == "points" else None)
     try:
         config.validate()
         run_dir = submit(config, name=objective)   # QueueFull (a ValueError) when the queue is full
@@ -167,6 +239,24 @@ if started:
         st.success(f"Started {run_dir.name}.")
 
 
+def live_preview(info) -> None:
+    """What a running job has learned so far: samples and field of its latest checkpoint."""
+    model = str(info.dir / "model")
+    pv = preview_view(model, modified(model))
+    if "error" in pv:
+        st.caption(f"Preview of the latest checkpoint: {pv['error']}")
+        return
+    st.plotly_chart(render_train.preview_figure(pv), key=f"tr_preview_{info.dir.name}",
+                    config=CHART_CONFIG)
+    text = ("Watching it learn: 500 particles of a short annealed Langevin run (20 steps per level) "
+            "with the latest checkpoint, and its field next to the exact one; redrawn each time the "
+            f"run saves (every {info.config.get('config', {}).get('checkpoint_every', '?')} steps).")
+    if "mode_weights" in pv:
+        text += (" Weights so far: " + ", ".join(f"{w:.2f}" for w in pv["mode_weights"])
+                 + " (target " + ", ".join(f"{w:.2f}" for w in pv["target_weights"]) + ").")
+    st.caption(text)
+
+
 def runs_panel() -> None:
     """Progress, live loss and cancel for the newest runs; redrawn on its own every 2 s while a run
     is active. When a run finishes, the whole page reruns once so the sections below include it."""
@@ -175,6 +265,7 @@ def runs_panel() -> None:
         st.caption("No training runs yet: choose settings above and press **Train**.")
         return
     active = [r for r in runs if r.state in ACTIVE]
+    previewed = False
     st.caption(f"{len(active)} active · {len(runs)} runs in {jobs().root} · at most "
                f"{jobs().max_running} run at once, the rest wait as queued.")
     for info in runs[:4]:
@@ -197,11 +288,19 @@ def runs_panel() -> None:
                 st.caption(f"Waiting for a free slot ({jobs().max_running} at a time); running now: "
                            f"{', '.join(busy) or 'nothing'} — cancel one to start this sooner.")
             recs = loss_records(info.dir)
+            own = run_data(info)
+            cols = st.columns([3, 2]) if own else [st.container()]
             if recs:
                 objective = info.config.get("config", {}).get("objective", "")
                 curve = render_train.loss_curve(recs, objective or "loss", objective=objective)
-                st.plotly_chart(render_train.loss_figure([curve], title="Loss", height=190),
-                                key=f"tr_loss_{info.dir.name}")
+                cols[0].plotly_chart(render_train.loss_figure([curve], title="Loss", height=190),
+                                     key=f"tr_loss_{info.dir.name}", config=CHART_CONFIG)
+            if own:
+                cols[1].plotly_chart(render_train.points_figure(own, f"Your data · {len(own)} points"),
+                                     key=f"tr_data_{info.dir.name}", config=CHART_CONFIG)
+            if info.state == "running" and info.checkpoint is not None and not previewed:
+                live_preview(info)      # the newest running run only: one short sampling per save
+                previewed = True
     # Last (after any Cancel click was handled): a run that just ended → rerun the whole page once.
     was_active = st.session_state.get("tr_active", set())
     now_active = {str(r.dir) for r in train_runs() if r.state in ACTIVE}
@@ -213,6 +312,24 @@ def runs_panel() -> None:
 st.subheader("Runs")
 _active_now = any(r.state in ACTIVE for r in train_runs())
 st.fragment(run_every=2 if _active_now else None)(runs_panel)()
+
+def recovered_weights(model: str) -> None:
+    """The weights annealed Langevin recovers with this model next to the exact score's: the
+    `python -m engine mix --sampler annealed --checkpoint RUN/model` numbers."""
+    out = weights_view(model, modified(model))
+    if "error" in out:
+        st.caption(f"Recovered weights: {out['error']}")
+        return
+    st.markdown("**Recovered weights** — annealed Langevin with the sampler's defaults (σ 20 → 1, "
+                "10 levels, 100 steps each, ε = 0.1, 1000 particles), same start and noise for both "
+                "scores\n\n" + weights_table(out["target"], {"exact score": out["exact"],
+                                                             "learned": out["learned"]},
+                                              labels=[f"weight {i + 1}" for i in range(len(out["target"]))],
+                                              corner="score"))
+    st.caption(f"The same numbers as `python -m engine mix --sampler annealed --checkpoint "
+               f"{model}`. The exact score's own error is the sampler's: 100 steps per level do "
+               "not fully mix between the modes while they separate.")
+
 
 # -- inspect one run: learned vs exact ----------------------------------------------------------------
 st.subheader("Learned vs exact score")
@@ -245,7 +362,7 @@ else:
             st.error(str(err))
             cmp = {}
         if "exact" in cmp:
-            st.plotly_chart(render_train.fields_figure(cmp), key="tr_fields")
+            st.plotly_chart(render_train.fields_figure(cmp), key="tr_fields", config=CHART_CONFIG)
             metrics = meta.get("metrics") or {}
             c1, c2, c3 = st.columns(3)
             if metrics.get("fisher") is not None:
@@ -262,10 +379,12 @@ else:
                        "fill the plane and the error shrinks — why annealing works.")
             if len(metrics.get("fisher_sigma") or {}) > 1:
                 st.plotly_chart(render_train.fisher_sigma_figure(metrics["fisher_sigma"]),
-                                key="tr_fisher_sigma")
+                                key="tr_fisher_sigma", config=CHART_CONFIG)
+            if len(sigmas) > 1:
+                recovered_weights(model)
         elif cmp:
             st.plotly_chart(render_train.fields_figure(cmp, data_points=cmp["data_points"]),
-                            key="tr_fields")
+                            key="tr_fields", config=CHART_CONFIG)
             st.caption("No exact score for this data set: the learned field is drawn over the data. "
                        "Fisher divergences need a Gaussian mixture.")
 
@@ -276,7 +395,7 @@ if rows:
     # A Markdown table: st.dataframe needs pyarrow, whose installed build wants NumPy 2.
     st.markdown(markdown_table(rows, COMPARE_COLUMNS))
     if any(r.get("fisher") is not None for r in rows):
-        st.plotly_chart(render_train.comparison_figure(rows), key="tr_compare")
+        st.plotly_chart(render_train.comparison_figure(rows), key="tr_compare", config=CHART_CONFIG)
     st.caption("Fisher divergence compares each model with the exact score of the clean data at "
                "the smallest σ it knows: ESM/ISM/SSM aim at the clean score; DSM and NCSN learn the "
                "score of noisy data, a bias that grows with σ. Losses of different objectives are on "
@@ -300,7 +419,7 @@ with tab_a:
     cost_dims = st.session_state.get("tr_cost_dims")
     if cost_dims:
         rows_a = cost_experiment(cost_dims, 3)
-        st.plotly_chart(render_train.cost_figure(rows_a), key="tr_cost")
+        st.plotly_chart(render_train.cost_figure(rows_a), key="tr_cost", config=CHART_CONFIG)
         objs = list(dict.fromkeys(r["objective"] for r in rows_a))
         table_a = [{"dim": d, **{o: r["sec_per_step"] for o in objs for r in rows_a
                                  if r["dim"] == d and r["objective"] == o}} for d in cost_dims]

@@ -18,6 +18,42 @@ OBJECTIVE_COLORS = {"esm": "#2ca02c", "ism": "#9467bd", "ssm": "#ff7f0e", "ssm-v
                     "dsm": "#8c564b", "ncsn": "#1f77b4"}
 
 
+def _density_panel(fig, cmp: dict, col: int, colour_bar: bool = False) -> None:
+    """log p_σ as a grey filled contour (with a horizontal colour bar under the panel if asked)."""
+    bar = dict(showscale=True, colorbar=dict(orientation="h", x=0.5, xanchor="center", y=-0.12,
+                                             len=0.3, thickness=10, title=dict(text="log p_σ", side="top")))
+    fig.add_trace(go.Contour(x=cmp["xs"], y=cmp["ys"], z=cmp["logp"], ncontours=12,
+                             colorscale="Greys", reversescale=True, opacity=0.35,
+                             contours=dict(coloring="fill", showlines=False),
+                             hoverinfo="skip", **(bar if colour_bar else dict(showscale=False))), 1, col)
+
+
+def _points_panel(fig, points, col: int, color: str = "gray", size: int = 2, opacity: float = 0.5,
+                  name: str = "data") -> None:
+    pts = np.asarray(points).reshape(-1, 2)
+    fig.add_trace(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers", name=name,
+                               marker=dict(size=size, color=color, opacity=opacity),
+                               hoverinfo="skip"), 1, col)
+
+
+def _arrows_panel(fig, cmp: dict, key: str, color: str, col: int) -> None:
+    xs = cmp["xs"]
+    spacing = (float(xs[-1]) - float(xs[0])) / max(int(math.sqrt(len(cmp["arrows"]))) - 1, 1)
+    ax_, ay_ = arrow_segments(cmp["arrows"], cmp[key], 0.9 * spacing)
+    fig.add_trace(go.Scattergl(x=ax_, y=ay_, mode="lines", line=dict(color=color, width=1.3),
+                               hoverinfo="skip", name=key), 1, col)
+
+
+def _square_axes(fig, n: int, lo: float, hi: float) -> None:
+    for i in range(1, n + 1):
+        suffix = "" if i == 1 else str(i)
+        fig.layout[f"xaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
+                                            constrain="domain", title=dict(text="x₁", standoff=2))
+        fig.layout[f"yaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
+                                            scaleanchor=f"x{suffix}", scaleratio=1,
+                                            constrain="domain", title=dict(text="x₂", standoff=2))
+
+
 def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
     """Panels: learned field | exact field | error map ‖s_θ − ∇log p_σ‖ (log colour) with the
     density's contours, so the error's growth in low-density regions is visible."""
@@ -27,27 +63,13 @@ def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
         titles += ["Exact score, over log p_σ", "Error of the learned score (log₁₀)"]
     fig = make_subplots(1, len(titles), subplot_titles=titles, horizontal_spacing=0.06)
     xs, ys = cmp["xs"], cmp["ys"]
-    lo, hi = float(xs[0]), float(xs[-1])
-    spacing = (hi - lo) / max(int(math.sqrt(len(cmp["arrows"]))) - 1, 1)
     panels = [("learned", "#1f77b4")] + ([("exact", "#2ca02c")] if has_exact else [])
     for col, (key, color) in enumerate(panels, start=1):
         if "logp" in cmp:
-            # The exact panel carries the log p colour bar, horizontal under it.
-            bar = dict(showscale=True, colorbar=dict(orientation="h", x=0.5, xanchor="center", y=-0.12,
-                                                     len=0.3, thickness=10, title=dict(text="log p_σ", side="top")))
-            fig.add_trace(go.Contour(x=xs, y=ys, z=cmp["logp"], ncontours=12,
-                                     colorscale="Greys", reversescale=True, opacity=0.35,
-                                     contours=dict(coloring="fill", showlines=False),
-                                     hoverinfo="skip", **(bar if key == "exact" else dict(showscale=False))),
-                          1, col)
+            _density_panel(fig, cmp, col, colour_bar=key == "exact")   # the bar under the exact panel
         elif data_points is not None:
-            pts = np.asarray(data_points)[:1500]
-            fig.add_trace(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers",
-                                       marker=dict(size=2, color="gray", opacity=0.5),
-                                       hoverinfo="skip"), 1, col)
-        ax_, ay_ = arrow_segments(cmp["arrows"], cmp[key], 0.9 * spacing)
-        fig.add_trace(go.Scattergl(x=ax_, y=ay_, mode="lines", line=dict(color=color, width=1.3),
-                                   hoverinfo="skip", name=key), 1, col)
+            _points_panel(fig, np.asarray(data_points)[:1500], col)
+        _arrows_panel(fig, cmp, key, color, col)
     if has_exact:
         err = np.log10(np.maximum(cmp["err"], 1e-4))
         fig.add_trace(go.Heatmap(x=xs, y=ys, z=err, colorscale="Magma",
@@ -59,14 +81,65 @@ def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
             fig.add_trace(go.Contour(x=xs, y=ys, z=cmp["logp"], showscale=False, ncontours=8,
                                      contours=dict(coloring="none"), line=dict(color="white", width=1),
                                      hoverinfo="skip"), 1, 3)
-    for i in range(1, len(titles) + 1):
-        suffix = "" if i == 1 else str(i)
-        fig.layout[f"xaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
-                                            constrain="domain", title=dict(text="x₁", standoff=2))
-        fig.layout[f"yaxis{suffix}"].update(range=[lo, hi], showgrid=False, zeroline=False,
-                                            scaleanchor=f"x{suffix}", scaleratio=1,
-                                            constrain="domain", title=dict(text="x₂", standoff=2))
+    _square_axes(fig, len(titles), float(xs[0]), float(xs[-1]))
     fig.update_layout(height=height + 40, showlegend=False, margin=dict(MARGIN, b=60))
+    return fig
+
+
+def preview_figure(pv: dict, height: int = 340) -> go.Figure:
+    """A run while it trains (engine.lab.learned2d.preview): its samples | its field | the exact
+    field (mixtures; otherwise the field over the training data)."""
+    cmp = pv["field"]
+    has_exact = "exact" in cmp
+    step = f"step {pv['step']}" + (f" of {pv['total']}" if pv.get("total") else "")
+    titles = [f"Samples · {step}", f"Learned score at σ = {pv['sigma']:.3g}"]
+    titles += ["Exact score"] if has_exact else []
+    fig = make_subplots(1, len(titles), subplot_titles=titles, horizontal_spacing=0.05)
+    for col in range(1, len(titles) + 1):
+        if "logp" in cmp:
+            _density_panel(fig, cmp, col)
+        elif "data_points" in cmp:
+            _points_panel(fig, np.asarray(cmp["data_points"])[:1500], col, size=4)
+    _points_panel(fig, pv["x"], 1, color=OBJECTIVE_COLORS["ncsn"], size=3, opacity=0.7, name="samples")
+    _arrows_panel(fig, cmp, "learned", "#1f77b4", 2)
+    if has_exact:
+        _arrows_panel(fig, cmp, "exact", "#2ca02c", 3)
+    _square_axes(fig, len(titles), float(cmp["xs"][0]), float(cmp["xs"][-1]))
+    fig.update_layout(height=height, showlegend=False, margin=MARGIN)
+    return fig
+
+
+CANVAS_LIMIT = 10.0
+
+
+def canvas_figure(points, n: int = 41, lim: float = CANVAS_LIMIT, height: int = 460) -> go.Figure:
+    """A square to draw a data set on: a dense grid of faint dots (trace 0) to click or to
+    select with the box or lasso tool, and the points drawn so far (trace 1)."""
+    g = np.linspace(-lim, lim, n)
+    xx, yy = np.meshgrid(g, g)
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    fig = go.Figure([
+        go.Scatter(x=xx.ravel(), y=yy.ravel(), mode="markers", name="canvas",
+                   marker=dict(size=6, color="rgba(120,120,120,0.18)"),
+                   hovertemplate="(%{x:.1f}, %{y:.1f})<extra></extra>"),
+        go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name="your points",
+                   marker=dict(size=7, color=OBJECTIVE_COLORS["ncsn"]), hoverinfo="skip"),
+    ])
+    fig.update_layout(height=height, margin=MARGIN, showlegend=False, dragmode="select",
+                      title=f"Your data: {len(pts)} points", clickmode="event+select",
+                      xaxis=dict(range=[-lim - 0.5, lim + 0.5], zeroline=False, title="x₁"),
+                      yaxis=dict(range=[-lim - 0.5, lim + 0.5], zeroline=False, title="x₂",
+                                 scaleanchor="x", scaleratio=1))
+    return fig
+
+
+def points_figure(points, title: str, height: int = 220) -> go.Figure:
+    """A small scatter of a run's own training points."""
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    fig = go.Figure(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers",
+                               marker=dict(size=5, color=OBJECTIVE_COLORS["ncsn"])))
+    fig.update_layout(title=title, height=height, margin=MARGIN,
+                      yaxis=dict(scaleanchor="x", scaleratio=1))
     return fig
 
 

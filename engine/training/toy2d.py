@@ -38,7 +38,10 @@ from engine.targets import SAMPLE_SETS, GaussianMixture, TargetError, sample_set
 from engine.training.flags import check_fields, config_argv, option
 from engine.training.loop import LoopConfig, Progress, Task, resume_point, train_loop
 
-DATA_CHOICES = ("mixture", *SAMPLE_SETS)
+DATA_CHOICES = ("mixture", "points", *SAMPLE_SETS)
+MAX_POINTS = 2000          # a drawn or uploaded data set (--data points)
+POINTS_RANGE = 100.0       # |coordinate| of a drawn or uploaded point
+POINTS_FILE = "points.csv"  # the run folder's copy of a --data points set
 CONDITIONINGS = ("embed", "divide")
 ACTIVATIONS = ("softplus", "silu", "elu", "tanh")
 
@@ -53,8 +56,11 @@ class Train2DConfig:
     weights still wander, and with them the score between the modes at the middle σ levels, where
     the particles choose their mode (2000 steps, batch 128, no EMA: weight errors 0.004–0.063 over
     five seeds; with the EMA and these steps, ≤ 0.015 over ten; README, train2d)."""
-    data: str = option("mixture", "a Gaussian mixture (--means/--weights/--stds) or a 2D sample set",
-                       choices=DATA_CHOICES)
+    data: str = option("mixture", "a Gaussian mixture (--means/--weights/--stds), your own points "
+                       "(--points) or a 2D sample set", choices=DATA_CHOICES)
+    points: tuple[tuple[float, ...], ...] | None = option(
+        None, f"with --data points: the training set itself, e.g. '0,1;2,3;4,5' (at most {MAX_POINTS})",
+        kind="points")
     means: tuple[tuple[float, ...], ...] = option(((5.0, 5.0), (-5.0, -5.0)),
                                                   "mixture means, e.g. '5,5;-5,-5'", kind="points")
     weights: tuple[float, ...] = option((0.8, 0.2), "mixture weights, e.g. 0.8,0.2", kind="numbers")
@@ -85,7 +91,8 @@ class Train2DConfig:
     eval_points: int = option(2000, "size of the fixed evaluation set", low=1, high=100_000)
     eval_every: int = option(250, "Fisher divergence every N steps (0: only at the end)", low=0)
     log_every: int = option(10, "a loss record every N steps", low=1)
-    checkpoint_every: int = option(1000, "save the model every N steps (and when training stops)", low=1)
+    checkpoint_every: int = option(500, "save the model every N steps (and when training stops; the "
+                                   "Train page previews each one)", low=1)
     seed: int = option(0, "seed of the initial weights and of the batches", low=0, high=2**32 - 1)
 
     # -- derived ---------------------------------------------------------------------------------
@@ -137,6 +144,8 @@ class Train2DConfig:
             raise ValueError(f"Unknown conditioning {self.conditioning!r}; choose embed or divide.")
         if self.perturb < 0:
             raise ValueError("The data perturbation must be zero or positive.")
+        if self.data == "points":
+            check_points(self.points)
         self.loop_config().validate()
         self.sigmas  # noqa: B018 — validates the σ schedule (ScheduleError is a ValueError)
         self.mixture  # noqa: B018 — validates means/weights/stds
@@ -153,6 +162,8 @@ class Train2DConfig:
         d = dict(d)
         d["means"] = tuple(tuple(m) for m in d.get("means", ()))
         d["weights"] = tuple(d.get("weights", ()))
+        if d.get("points") is not None:
+            d["points"] = tuple(tuple(p) for p in d["points"])
         if d.get("stds") is not None:
             d["stds"] = tuple(d["stds"])
         known = Train2DConfig.__dataclass_fields__
@@ -173,6 +184,8 @@ def training_data(config: Train2DConfig) -> torch.Tensor:
     g = torch.Generator().manual_seed(config.seed)
     if config.data == "mixture":
         return config.mixture.sample(config.n_data, generator=g)
+    if config.data == "points":
+        return torch.tensor(config.points, dtype=torch.float32)
     return sample_set(config.data, config.n_data, g)
 
 
@@ -180,7 +193,32 @@ def evaluation_data(config: Train2DConfig) -> torch.Tensor:
     g = torch.Generator().manual_seed(config.seed + 99991)
     if config.data == "mixture":
         return config.mixture.sample(config.eval_points, generator=g)
+    if config.data == "points":
+        return torch.tensor(config.points, dtype=torch.float32)
     return sample_set(config.data, config.eval_points, g)
+
+
+def check_points(points) -> None:
+    """ValueError (one sentence) unless `points` is a usable drawn/uploaded 2D training set."""
+    if not points or len(points) < 2:
+        raise ValueError("Training on your own points needs at least 2 points (--points '0,1;2,3').")
+    if len(points) > MAX_POINTS:
+        raise ValueError(f"At most {MAX_POINTS} points can be trained on; got {len(points)}.")
+    if any(len(p) != 2 for p in points):
+        raise ValueError("Every point needs exactly two coordinates (x, y).")
+    if not all(math.isfinite(v) and abs(v) <= POINTS_RANGE for p in points for v in p):
+        raise ValueError(f"Point coordinates must be finite numbers between −{POINTS_RANGE:g} and "
+                         f"{POINTS_RANGE:g}.")
+
+
+def save_points(run_dir, points) -> Path:
+    """RUN_DIR/points.csv: the drawn/uploaded training set kept with the run (x,y per line)."""
+    path = Path(run_dir) / POINTS_FILE
+    text = "x,y\n" + "".join(f"{x:.6g},{y:.6g}\n" for x, y in points)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
 
 
 def evaluate(model, config: Train2DConfig, x_eval: torch.Tensor) -> dict:
@@ -261,6 +299,8 @@ def train(config: Train2DConfig, run_dir=None, progress=None, writer=None,
                            config.activation, config.conditioning, data_scale=round(data_scale, 4))
     if run_dir is not None and writer is None:
         writer = RunWriter(run_dir, total=config.steps)
+    if run_dir is not None and config.data == "points":
+        save_points(run_dir, config.points)
 
     def batch_loss(net):
         idx = torch.randint(0, data.shape[0], (config.batch,), generator=g)
