@@ -10,7 +10,7 @@ import streamlit as st
 from engine.lab.comparison import ANNEALED, PLAIN, frame_every, plain_and_annealed, sample_exact
 from engine.lab.grids import density_grid
 from engine.lab.mixing import MixConfig
-from engine.render import base
+from engine.render import base, export
 from engine.render import mixing as render
 
 from ui import learned_score, url_state
@@ -40,6 +40,13 @@ def _sample(keys: tuple) -> list[dict]:
 
 
 contours = st.cache_data(max_entries=16, show_spinner=False)(density_grid)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def gif_bytes(keys: tuple, names: tuple, means: tuple, lim: float) -> bytes:
+    """Both samplers' recorded frames as an animated GIF, built on the first download only."""
+    found = {name: out for name, out in zip(names, _sample(keys)) if "error" not in out}
+    return export.langevin_gif(found, COLORS, lim=lim, means=means, label_by=ANNEALED)
 
 
 @st.cache_data(max_entries=48, show_spinner=False)
@@ -114,18 +121,22 @@ def lab() -> None:
     lim = max(10.0, a + 5.0)
     keys = tuple(astuple(c) for c in configs.values())
     specs = figure_specs(keys, tuple(configs), means, w, lim, steps, False)
-    st.plotly_chart(base.Spec(specs["final"]), key="lv_final", config={"displaylogo": False})
+    st.plotly_chart(base.Spec(specs["final"]), key="lv_final", config=export.CHART_CONFIG)
     st.caption(f"Grey: contours of the target's log-density; × marks the means. Black lines: "
                f"{N_TRAJ} particles' paths from their start (open circle), one point every {steps} "
                "steps (the end of each annealed noise level), clipped to this window: at the large "
                f"noise levels the annealed particles roam far beyond it. {min(n, SHOW_PARTICLES)} "
                f"of the {n} particles per panel are drawn.")
+    st.download_button("Download the trajectories (GIF)",
+                       lambda: gif_bytes(keys, tuple(configs), means, lim), file_name="langevin.gif", mime=export.GIF_MIME, on_click="ignore", key="lv_gif",
+                       help=f"{min(n, ANIM_PARTICLES)} particles of each sampler, every {every} steps; "
+                            "drawn when you click. Every chart saves as a PNG (2×) from its camera icon.")
     if url_state.checkbox("Animate the particles", False, key="lv_anim", toggle=True,
                           help="Builds both samplers' frames (once per setting) and plays them "
                                "in your browser."):
         anim = figure_specs(keys, tuple(configs), means, w, lim, steps, True)["anim"]
         if anim is not None:
-            st.plotly_chart(base.Spec(anim), key="lv_anim_fig", config={"displaylogo": False})
+            st.plotly_chart(base.Spec(anim), key="lv_anim_fig", config=export.CHART_CONFIG)
             st.caption(f"Press ▶ Play: {min(n, ANIM_PARTICLES)} of the particles, every {every} "
                        "steps. The animation plays in your browser; no recomputation.")
         else:
@@ -136,7 +147,7 @@ def lab() -> None:
     bars.update({name: out["mode_weights"] for name, out in results.items()})
     st.plotly_chart(render.weights_figure(labels, bars, colors=COLORS,
                                           title="Recovered vs target weights"),
-                    key="lv_weights", config={"displaylogo": False})
+                    key="lv_weights", config=export.CHART_CONFIG)
     st.markdown("**Recovered weights and errors**\n\n"
                 + render.weights_table(bars["Target"], results, labels=labels, target_name="Target"))
     st.caption("Weight error: total variation ½Σ|ŵ_k − w_k| between the share of particles "

@@ -15,6 +15,7 @@ from engine.lab.sde_views import (classify, forward_view, likelihood_view, maske
                                   reverse_view, reverse_window)
 from engine.models.score import load_score
 from engine.mnist.sde_tasks import MASKS
+from engine.render import export
 from engine.render import sde as render_sde
 from engine.render.images import grid_png, npy_bytes, slide_grid_png
 from engine.render.mixing import weights_table
@@ -29,7 +30,7 @@ from ui.jobs import COMPUTED, ended_sentence, follow_jobs, job_infos, start_job
 
 
 N_TRAJ = 12
-PLOT = {"displaylogo": False}
+PLOT = export.CHART_CONFIG      # the camera icon saves a PNG at 2×
 
 SNR_HELP = (
     "The corrector's signal-to-noise ratio r. Each corrector step is a Langevin step "
@@ -46,6 +47,16 @@ projected_view = st.cache_data(max_entries=32, show_spinner=False)(projected_vie
 reverse_view = st.cache_data(max_entries=48, show_spinner=False)(reverse_view)
 reverse_window = st.cache_data(max_entries=32, show_spinner=False)(reverse_window)
 likelihood_view = st.cache_data(max_entries=8, show_spinner=False)(likelihood_view)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def reverse_gif(base: SDEMixConfig, samplers: tuple, labels: tuple, colors: tuple) -> bytes:
+    """The reverse runs again with 300 recorded particles, as an animated GIF (on download only)."""
+    runs = {label: reverse_view(replace(base, sampler=k, record_particles=300))
+            for k, label in zip(samplers, labels)}
+    window = reverse_window(base)
+    return export.reverse_gif(runs, dict(zip(labels, colors)), lim=window["lim"], means=base.means,
+                              t_from=window["t_cut"])
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -227,6 +238,12 @@ with tab_rev:
         st.plotly_chart(render_sde.reverse_panels_figure(panels, window["g"], window["g"], window["logp"],
                                                          lo=-lim, hi=lim, means=base.means),
                         key="sde_rev", config=PLOT)
+        st.download_button("Download the paths (GIF)", file_name="reverse-paths.gif",
+                           data=lambda: reverse_gif(base, tuple(res), tuple(names[k] for k in res),
+                                                    tuple(colors[k] for k in res)),
+                           mime=export.GIF_MIME, on_click="ignore", key="sde_gif",
+                           help="300 particles of each sampler from the window's first time to the "
+                                "end; drawn when you click.")
         pj = projected_view(base)
         paths = [dict(name=names[k], color=colors[k], t=r["times"], u=r["u"]) for k, r in res.items()]
         st.plotly_chart(render_sde.projected_figure(pj["ts"], pj["us"], pj["logp"], paths,
