@@ -297,7 +297,7 @@ if ncsn_choices:
 
     key = ("mnist", pick.path, cfg, base_pick.path if base_pick else None)
     if go_button:
-        wanted = {f"NCSN · {SAMPLER_NAMES[sampler]}": (pick.path, cfg, "NCSN")}
+        wanted = {f"NCSN · {SAMPLER_NAMES[sampler].split(' (')[0]}": (pick.path, cfg, "NCSN")}
         if base_pick is not None:
             bcfg = replace(cfg, mode="plain", steps_per_level=None if ode else int(T), step_size=None,
                            ode_steps=None, denoise=True)

@@ -23,16 +23,21 @@ COMPUTED = "computed"          # subfolder of the runs folder for the pages' com
 POLL_SECONDS = 1.0
 
 
+KEEP_COMPUTED = 40            # ended computing jobs kept on disk (older ones are deleted)
+
+
 @st.cache_resource(show_spinner=False)
-def _job_manager(root: str) -> JobManager:
-    return JobManager(root)
+def _job_manager(root: str, keep_ended: int | None = None) -> JobManager:
+    return JobManager(root, keep_ended=keep_ended)
 
 
 def job_manager(sub: str = "") -> JobManager:
     """One job manager per runs folder (or its subfolder `sub`, e.g. COMPUTED), shared by every
     page and session (it reaps the workers it started); the state itself lives in the run folders."""
     root = default_runs_root()
-    return _job_manager(str(root / sub if sub else root))
+    if sub:
+        return _job_manager(str(root / sub), KEEP_COMPUTED if sub == COMPUTED else None)
+    return _job_manager(str(root))
 
 
 def computing_threads() -> int:

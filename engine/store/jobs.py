@@ -22,6 +22,7 @@ RUN_DIR/ (besides engine.store.runs' config.json, status.json, launch.json, log.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,11 +53,12 @@ def default_max_running() -> int:
 
 class JobManager:
     def __init__(self, root=None, max_running: int | None = None, kill_after: float = 5.0,
-                 max_queued: int = MAX_QUEUED):
+                 max_queued: int = MAX_QUEUED, keep_ended: int | None = None):
         self.root = Path(root) if root is not None else default_runs_root()
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_running = max_running or default_max_running()
         self.max_queued = max_queued
+        self.keep_ended = keep_ended      # computing jobs: keep this many ended folders (None: all)
         self.kill_after = kill_after
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
@@ -81,7 +83,18 @@ class JobManager:
             "threads": threads, "out_flag": out_flag,
         })
         self.pump()
+        self.prune()
         return run_dir
+
+    def prune(self) -> None:
+        """Delete the oldest ended job folders beyond `keep_ended` (never a queued or running one;
+        for the pages' computing jobs, whose results are cheap to make again — not training runs)."""
+        if self.keep_ended is None:
+            return
+        ended = sorted((i for i in self._scan() if i.state in FINAL_STATES),
+                       key=lambda i: i.created, reverse=True)
+        for info in ended[self.keep_ended:]:
+            shutil.rmtree(info.dir, ignore_errors=True)
 
     def pump(self) -> None:
         """Reap finished children, enforce pending kills, start queued runs while slots are free."""

@@ -160,3 +160,17 @@ def test_sample_needs_a_destination(tmp_path, capsys):
     assert cli.main(["sample", "--checkpoint", "checkpoints/ncsn_mnist", "--n", "1"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--out" in err[0] and "--run-dir" in err[0]
+
+
+def test_computing_jobs_keep_the_newest_ended_folders_only(tmp_path):
+    manager = JobManager(tmp_path, keep_ended=2, max_running=1)
+    ended = []
+    for k in range(4):
+        d = tmp_path / f"job{k}"
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"name": "x", "argv": ["x"], "created": float(k)}))
+        (d / "status.json").write_text(json.dumps({"state": "finished" if k != 0 else "queued"}))
+        ended.append(d)
+    manager.prune()                                  # job0 is queued: kept whatever its age
+    assert [d.exists() for d in ended] == [True, False, True, True]
+    assert JobManager(tmp_path / "runs").keep_ended is None   # training runs: never pruned

@@ -71,6 +71,12 @@ def test_sampling_a_small_grid_offers_png_zip_and_npy(app):
     assert images.shape == (4, 28, 28) and images.dtype == np.float32
     from engine.render.images import grid_array
     assert np.array_equal(_png(grids[-1])[::9, ::9], grid_array(images))  # nearest-neighbour
+    # Leave the page and come back: the result is still there (session state + the job folder).
+    at.switch_page("app_pages/home.py").run()
+    at.switch_page("app_pages/mnist.py").run()
+    assert not at.exception and not at.get("progress")
+    assert {"Grid PNG", "ZIP of PNGs", ".npy"} <= {b.proto.label for b in at.get("download_button")}
+    assert not any("earlier settings" in c.value for c in at.caption)
     assert len(at.get("image")) >= 1 and at.get("select_slider")  # the level slider
     metrics = {m.label for m in at.metric}
     assert "Fréchet distance" in metrics or at.warning
