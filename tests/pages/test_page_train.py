@@ -191,3 +191,53 @@ def test_a_run_on_non_gaussian_data_and_seed_experiment_a(runs_root):
     cost = next(f for f in plotly_specs(at) if title_of(f).startswith("Cost of one training step"))
     assert [t["name"] for t in cost["data"]] == ["ISM (exact trace)", "SSM", "DSM"]
     assert all(list(t["x"]) == [2, 8] for t in cost["data"])
+
+
+def preview_of(at: AppTest) -> dict | None:
+    """The live preview figure's step title and sample points, if the page shows one."""
+    for spec in plotly_specs(at):
+        titles = [a.get("text", "") for a in spec["layout"].get("annotations", [])]
+        if titles and titles[0].startswith("Samples · step"):
+            samples = next(t for t in spec["data"] if t.get("name") == "samples")
+            return {"title": titles[0], "titles": titles, "x": json.dumps(samples["x"], sort_keys=True)}
+    return None
+
+
+def test_a_running_job_previews_its_latest_checkpoint_and_the_preview_follows_it(runs_root):
+    """Watch it learn: two polls of the running job's panel show two different checkpoints' samples
+    and fields (the page's fragment reruns every 2 s; AppTest reruns by hand)."""
+    at = start(open_train_page(), "ncsn", 20000)
+    (run,) = run_dirs(runs_root)
+    seen = {}
+    deadline = time.time() + 240
+    while time.time() < deadline and len(seen) < 2:
+        at.run()
+        assert not at.exception, at.exception
+        pv = preview_of(at)
+        if pv is not None:
+            seen.setdefault(pv["title"], pv)
+        time.sleep(0.5)
+    assert len(seen) == 2, (list(seen), (run / "log.txt").read_text()[-400:])
+    first, second = seen.values()
+    steps = [int(p["title"].split("step ")[1].split()[0]) for p in (first, second)]
+    assert steps[0] < steps[1] and all(s % 500 == 0 for s in steps)   # a checkpoint every 500 steps
+    assert first["titles"][1:] == ["Learned score at σ = 1", "Exact score"]
+    assert first["x"] != second["x"]                                    # new samples, same seed
+    assert any("Watching it learn" in c.value for c in at.caption)   # the fixture cancels the job
+
+
+def test_finished_ncsn_run_shows_its_recovered_weights_next_to_the_exact_score(runs_root):
+    from engine.training.toy2d import Train2DConfig, train, write_run_config
+
+    config = Train2DConfig(steps=300, eval_every=0)
+    run = runs_root / "ncsn-run"
+    write_run_config(run, "ncsn", ["train2d"], config)
+    train(config, run)
+    at = open_train_page()
+    assert not at.exception, at.exception
+    table = next(m.value for m in at.markdown if m.value.startswith("**Recovered weights**"))
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("|")}
+    assert {"target", "exact score", "learned"} <= set(rows)
+    learned = [float(v) for v in rows["learned"].split("|")[2:4]]
+    assert sum(learned) == pytest.approx(1.0, abs=1e-3)
+    assert any("python -m engine mix --sampler annealed --checkpoint" in c.value for c in at.caption)
