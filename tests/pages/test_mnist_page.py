@@ -52,13 +52,19 @@ def _finish(at, timeout=120.0):
     assert not at.get("progress"), "the sampling job did not finish"
 
 
-def test_sampling_a_small_grid_offers_png_zip_and_npy(app):
-    at, stored = app
-    at.select_slider(key="mnist_n").set_value(4)
-    at.number_input(key="mnist_T").set_value(1)
+def _sample(at, n: int, T: int | None = None):
+    """Ask for n images (T steps per level), without the baseline, and press Sample."""
+    at.select_slider(key="mnist_n").set_value(n)
+    if T is not None:
+        at.number_input(key="mnist_T").set_value(T)
     if at.checkbox(key="mnist_compare").value:
         at.checkbox(key="mnist_compare").uncheck()
     at.button(key="mnist_sample").click().run()
+
+
+def test_sampling_a_small_grid_offers_png_zip_and_npy(app):
+    at, stored = app
+    _sample(at, 4, T=1)
     _finish(at)
     assert not at.exception and not at.error
     labels = [b.proto.label for b in at.get("download_button")]
@@ -180,6 +186,14 @@ def _tiny_run(runs, levels=30, continuous=False):
     save_model(runs / "20260101-000000-tiny" / "model", build_model(spec), meta)
 
 
+def _pick_tiny(at, tmp_path, **kw) -> None:
+    """Choose a tiny checkpoint (_tiny_run's) in the page's picker."""
+    _tiny_run(tmp_path / "runs", **kw)
+    at.run()
+    picker = at.selectbox(key="mnist_ckpt")
+    picker.select(next(o for o in picker.options if "tiny" in o)).run()
+
+
 def _progress(at) -> tuple[int, str]:
     (bar,) = at.get("progress")
     return bar.proto.value, bar.proto.text
@@ -199,16 +213,9 @@ def test_sampling_job_reports_progress_stays_interactive_and_cancels(app, tmp_pa
     from engine.store.runs import read_run
 
     at, _ = app
-    _tiny_run(tmp_path / "runs")
-    at.run()
-    picker = at.selectbox(key="mnist_ckpt")
-    picker.select(next(o for o in picker.options if "tiny" in o)).run()
-    at.select_slider(key="mnist_n").set_value(100)
-    at.number_input(key="mnist_T").set_value(50)        # slow enough to watch: ~1 s per level
-    if at.checkbox(key="mnist_compare").value:
-        at.checkbox(key="mnist_compare").uncheck()
+    _pick_tiny(at, tmp_path)
     start = time.time()
-    at.button(key="mnist_sample").click().run()
+    _sample(at, 100, T=50)                              # slow enough to watch: ~1 s per level
     assert time.time() - start < 20 and not at.exception   # the click does not wait for sampling
     (run_dir,) = at.session_state["mnist_jobs"]["runs"].values()
 
@@ -242,15 +249,8 @@ def test_a_damaged_sampling_job_reads_as_one_sentence(app, tmp_path, damage):
     import shutil
 
     at, _ = app
-    _tiny_run(tmp_path / "runs", levels=3)
-    at.run()
-    picker = at.selectbox(key="mnist_ckpt")
-    picker.select(next(o for o in picker.options if "tiny" in o)).run()
-    at.select_slider(key="mnist_n").set_value(4)
-    at.number_input(key="mnist_T").set_value(1)
-    if at.checkbox(key="mnist_compare").value:
-        at.checkbox(key="mnist_compare").uncheck()
-    at.button(key="mnist_sample").click().run()
+    _pick_tiny(at, tmp_path, levels=3)
+    _sample(at, 4, T=1)
     _finish(at)
     (run_dir,) = at.session_state["mnist_jobs"]["runs"].values()
     run_dir = Path(run_dir)
@@ -275,16 +275,10 @@ def test_a_damaged_sampling_job_reads_as_one_sentence(app, tmp_path, damage):
 
 def test_a_continuous_sigma_model_samples_by_its_ode_sampler_in_a_job(app, tmp_path):
     at, stored = app
-    _tiny_run(tmp_path / "runs", continuous=True)
-    at.run()
-    picker = at.selectbox(key="mnist_ckpt")
-    picker.select(next(o for o in picker.options if "tiny" in o)).run()
+    _pick_tiny(at, tmp_path, continuous=True)
     assert at.radio(key="mnist_sampler_ode").value == "heun"    # the checkpoint's own sampler
     assert at.number_input(key="mnist_ode_steps").value == 6
-    at.select_slider(key="mnist_n").set_value(4)
-    if at.checkbox(key="mnist_compare").value:
-        at.checkbox(key="mnist_compare").uncheck()
-    at.button(key="mnist_sample").click().run()
+    _sample(at, 4)
     _finish(at)
     assert not at.exception and not at.error
     assert any("11 score evaluations · Heun, 6 σ levels" in c.value for c in at.caption)
