@@ -203,7 +203,10 @@ st.markdown(
     "largest σ down, with step $\\alpha_i = \\varepsilon\\,\\sigma_i^2/\\sigma_L^2$ in the form "
     "$x \\leftarrow x + \\tfrac{\\alpha}{2} s + \\sqrt{\\alpha}\\,z$. The **baseline** is the same "
     "network trained at one small σ and sampled by plain Langevin for the same number of steps: its "
-    "score is only accurate near the data, so chains started from noise get lost."
+    "score is only accurate near the data, so chains started from noise get lost. A model trained "
+    "on **continuous σ** is sampled by the probability-flow ODE $dx/d\\sigma = -\\sigma\\, "
+    "s_\\theta(x, \\sigma)$ (Heun's method) instead: no noise is added, and far fewer network "
+    "evaluations are needed."
 )
 
 choices = shipped("ncsn_unet") + image_runs(get_jobs().root)
@@ -361,11 +364,17 @@ st.markdown("Training runs as a separate process writing its own run folder; the
             "it, and finished runs appear in the checkpoint list above. The σ schedule comes from "
             "the data by the NCSNv2 rules unless you override it.")
 with st.form("mnist_train"):
-    t1, t2, t3, t4 = st.columns(4)
+    t1, t0, t2, t3, t4 = st.columns(5)
     objective = t1.selectbox("Objective", ["ncsn", "dsm"],
                              format_func=lambda o: {"ncsn": "NCSN (many σ)", "dsm": "single-σ DSM"}[o])
+    noise = t0.selectbox("Noise levels", ["continuous", "levels"],
+                         format_func={"continuous": "continuous σ (ODE sampler)",
+                                      "levels": "L fixed levels (Langevin)"}.get,
+                         help="NCSN: σ drawn log-uniformly between σ_L and σ₁ (one net for every σ, "
+                              "sampled by the probability-flow ODE), or among L geometric levels.")
     steps = t2.number_input("Steps", 10, 200_000, 2000, step=100)
-    sigma_min = t3.number_input("σ_L (smallest σ)", 0.001, 1.0, 0.01, format="%.3f")
+    sigma_min = t3.number_input("σ_L (0 = default)", 0.0, 1.0, 0.0, format="%.3f",
+                                help="The smallest σ; default 0.002 for continuous σ, 0.01 for levels.")
     dsm_sigma = t4.number_input("Baseline σ (DSM)", 0.01, 5.0, 0.1, format="%.2f")
     t5, t6, t7, t8 = st.columns(4)
     sigma_max = t5.number_input("σ₁ (0 = largest pairwise distance)", 0.0, 100.0, 0.0)
@@ -374,11 +383,11 @@ with st.form("mnist_train"):
     minutes = t8.number_input("Stop after minutes (0 = no limit)", 0.0, 600.0, 0.0)
     submitted = st.form_submit_button("Start training")
 if submitted:
-    train_cfg = ImageTrainConfig(objective=objective, steps=int(steps), batch=int(batch),
-                                 sigma_min=float(sigma_min), dsm_sigma=float(dsm_sigma),
+    train_cfg = ImageTrainConfig(objective=objective, steps=int(steps), batch=int(batch), noise=noise,
+                                 sigma_min=float(sigma_min) or None, dsm_sigma=float(dsm_sigma),
                                  sigma_max=float(sigma_max) or None, gamma=float(gamma_in) or None,
                                  max_minutes=float(minutes) or None)
-    if sigma_max and sigma_max <= sigma_min:
+    if sigma_max and sigma_max <= train_cfg.lowest_sigma:
         st.error("σ₁ must be larger than σ_L.")
     elif gamma_in and gamma_in <= 1:
         st.error("The ratio γ must be larger than 1.")

@@ -140,7 +140,7 @@ def test_the_training_form_submits_the_flags_of_one_config_or_one_sentence(app, 
     start = next(b for b in at.button if b.label == "Start training")
     next(w for w in at.selectbox if w.label == "Objective").set_value("dsm")
     next(w for w in at.number_input if w.label == "Steps").set_value(300)
-    number("σ₁").set_value(0.005)                          # below σ_L = 0.01
+    number("σ₁").set_value(0.001)                          # below σ_L (default 0.002)
     start.click().run()
     assert not at.exception and submitted == []
     assert [e.value for e in at.error] == ["σ₁ must be larger than σ_L."]
