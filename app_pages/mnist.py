@@ -24,7 +24,8 @@ from engine.training.flags import config_argv
 from engine.training.images import ImageTrainConfig
 
 from ui import url_state
-from ui.jobs import COMPUTED, ended_sentence, follow_jobs, job_infos, job_manager, start_job
+from ui.jobs import (COMPUTED, ended_sentence, follow_jobs, job_infos, job_manager, start_job,
+                     supersede)
 
 
 N_CHOICES = [4, 16, 36, 64, 100]
@@ -305,6 +306,7 @@ if ncsn_choices:
             bcfg = replace(cfg, mode="plain", steps_per_level=None if ode else int(T), step_size=None,
                            ode_steps=None, denoise=True)
             wanted["Baseline · plain Langevin"] = (base_pick.path, bcfg, "baseline")
+        supersede((st.session_state.get("mnist_jobs") or {}).get("runs"))
         runs, cache_keys = {}, {}
         for title, (path, c, label) in wanted.items():
             started = sampling_job(path, c, label)

@@ -26,7 +26,7 @@ from engine.store.runs import read_json
 from engine.targets import TargetError
 
 from ui import url_state
-from ui.jobs import COMPUTED, ended_sentence, follow_jobs, job_infos, start_job
+from ui.jobs import COMPUTED, ended_sentence, follow_jobs, job_infos, start_job, supersede
 
 
 N_TRAJ = 12
@@ -385,6 +385,7 @@ with tab_mnist:
         if st.button("Compute bits/dim", key="sde_bpd_go",
                      help="Runs in the background (about a minute per few digits on a CPU); the "
                           "page stays usable, and Cancel stops it."):
+            supersede({"": st.session_state["sde_bpd"]["run"]} if "sde_bpd" in st.session_state else None)
             run = start_job(None, ["sde-mnist", "bpd", "--checkpoint", path, "--images", str(n_bpd),
                                    "--seed", str(seed)], name="sde-bpd", sub=COMPUTED,
                             out_flag="--run-dir", record={"checkpoint": path}, announce=False)
@@ -454,6 +455,7 @@ with tab_mnist:
         key = (path, int(idx), mask_kind, n_comp, inp_steps, inp_snr, seed)
         if st.button("Inpaint", key="sde_inp_go", type="primary",
                      help=f"Predictor–corrector in the background: {2 * inp_steps} score evaluations."):
+            supersede({"": st.session_state["sde_inp"]["run"]} if "sde_inp" in st.session_state else None)
             run = start_job(None, ["sde-mnist", "inpaint", "--checkpoint", path, "--index", str(int(idx)),
                                    "--completions", str(n_comp), "--mask", mask_kind,
                                    "--steps", str(inp_steps), "--snr", str(inp_snr), "--seed", str(seed)],

@@ -95,6 +95,14 @@ def ended_sentence(info: RunInfo, what: str = "The job") -> str:
     return info.message or info.state
 
 
+def supersede(jobs: dict[str, str] | None, sub: str = COMPUTED) -> None:
+    """Cancel those of `jobs` still queued or running: a page that starts new ones for the same
+    view does not leave the old ones using the CPU."""
+    for title, info in job_infos(jobs or {}, sub).items():
+        if info.state not in FINAL_STATES:
+            job_manager(sub).cancel(info.dir)
+
+
 def follow_jobs(jobs: dict[str, str], key: str, live=None, sub: str = COMPUTED) -> bool:
     """While any of `jobs` ({title: run folder}) is queued or running, show them in a fragment
     that polls every POLL_SECONDS: a progress bar with the measured ETA, Cancel, and

@@ -234,6 +234,17 @@ def test_sampling_job_reports_progress_stays_interactive_and_cancels(app, tmp_pa
     assert read_run(run_dir).state == "running" and at.get("progress")
     assert any("earlier settings" in c.value for c in at.caption)
 
+    # Sampling again with the new settings supersedes the old job: it is cancelled.
+    at.button(key="mnist_sample").click().run()
+    (new_dir,) = at.session_state["mnist_jobs"]["runs"].values()
+    assert new_dir != run_dir and not at.exception
+    deadline = time.time() + 30
+    while read_run(run_dir).state != "cancelled" and time.time() < deadline:
+        time.sleep(0.3)
+    assert read_run(run_dir).state == "cancelled"
+    run_dir = new_dir
+    _poll_until(at, lambda: _progress(at)[1].startswith("level "))
+
     # Cancel: the job stops within a level or two, and the page says so in one sentence.
     at.button(key="mnist_jobs_cancel_0").click().run()
     _poll_until(at, lambda: not at.get("progress"), timeout=30)
