@@ -1,9 +1,11 @@
 """python -m engine bench mixing: the exact-score mixture sampler's throughput in particle-steps/s,
-the fused numba kernel against the torch path and a plain NumPy loop of the same chain in the same
-run (one chain, and the page's plain + annealed pair), and the script time of a Langevin
-page rerun after a slider change at the defaults (AppTest in ui/page_bench.py, run as a subprocess:
-the engine imports no Streamlit; first run excluded). Measurements, not tests: ratios hold on a
-noisy machine, absolute times do not.
+the fused numba kernel (noise drawn inside it) against the torch path (torch.randn noise, the
+reference) and a plain NumPy loop of the same chain in the same run (one chain, and the page's
+plain + annealed pair); the fused kernel's first call in a fresh process, from numba's on-disk
+cache and compiled from scratch; and the script time of a Langevin page rerun after a slider
+change at the defaults (AppTest in ui/page_bench.py, run as a subprocess: the engine imports no
+Streamlit; first run excluded). Measurements, not tests: ratios hold on a noisy machine, absolute
+times do not.
 """
 
 from __future__ import annotations
@@ -123,6 +125,39 @@ def _throughput(particles: int, steps: int, repeats: int) -> dict:
     return out
 
 
+# -- first call: numba's compile or cache load --------------------------------------------------
+
+_FIRST_CALL = """
+import time, torch
+from engine.samplers.langevin import mixture_langevin_chains, plain_schedule
+from engine.targets import seeds_mixture
+start = time.perf_counter()
+mixture_langevin_chains(seeds_mixture(), [torch.zeros(10, 2)], [plain_schedule(0.1, 10)],
+                        [torch.Generator().manual_seed(0)], fused=True)
+print(time.perf_counter() - start)
+"""
+
+
+def _first_call() -> dict:
+    """Seconds of the fused kernel's first call in a fresh process (imports excluded): with the
+    on-disk cache (cache=True; the first run writes it), and compiling into an empty cache."""
+    import os
+    import subprocess
+    import tempfile
+
+    def once(env: dict) -> float:
+        proc = subprocess.run([sys.executable, "-c", _FIRST_CALL], cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ValueError(f"the first-call measurement failed: {proc.stderr.strip().splitlines()[-1]}")
+        return float(proc.stdout.strip().splitlines()[-1])
+
+    env = dict(os.environ)
+    once(env)                                             # fills the cache if it is empty
+    with tempfile.TemporaryDirectory() as empty:
+        return {"cached_s": once(env), "compile_s": once({**env, "NUMBA_CACHE_DIR": empty})}
+
+
 # -- page rerun time ---------------------------------------------------------------------------
 
 def _page_rerun(repeats: int) -> dict:
@@ -171,6 +206,9 @@ def run(args) -> int:
           f"{args.repeats} repeats of each path…")
     result = {"load_average_1min": load, "throughput": _throughput(args.particles, args.steps,
                                                                    args.repeats)}
+    if result["throughput"]["fused_available"]:
+        phase("bench mixing: the fused kernel's first call in fresh processes…")
+        result["first_call"] = _first_call()
     if not args.no_page:
         phase(f"bench mixing: Langevin page reruns (AppTest), {args.repeats} repeats…")
         result["page"] = _page_rerun(args.repeats)
@@ -197,6 +235,10 @@ def run(args) -> int:
                 print(f"  {what:<22}{t[name + '_particle_steps_per_s']:>14,.0f} particle-steps/s")
         if "fused_pair_over_torch_pair" in t:
             print(f"  fused / torch  {t['fused_pair_over_torch_pair']:.2f}x")
+    if "first_call" in result:
+        f = result["first_call"]
+        print(f"fused kernel's first call in a fresh process: {f['cached_s']:.2f} s from numba's "
+              f"on-disk cache, {f['compile_s']:.2f} s compiling from scratch")
     if "page" in result:
         p = result["page"]
         print("Langevin page rerun at the defaults (AppTest, first run excluded; wall time is an "

@@ -11,9 +11,10 @@ import torch
 from engine import metrics
 from engine.samplers.schedules import ScheduleError
 from engine.device import small_tensor_threads
+from engine.samplers import mixture_kernel
 from engine.samplers.langevin import (FrameRecorder, SampleResult, SamplerDiverged,
-                                      annealed_schedule, init_particles, langevin_dynamics,
-                                      mixture_langevin_chains, plain_schedule)
+                                      annealed_schedule, init_particles, kernel_noise,
+                                      langevin_dynamics, mixture_langevin_chains, plain_schedule)
 from engine.targets import GaussianMixture
 from engine.training.flags import check_fields, option
 
@@ -114,10 +115,12 @@ def _run_mix(config: MixConfig, score_fn) -> MixResult:
     recorder = recorder_for(config)
     start = time.perf_counter()
     with torch.no_grad():
-        if learned:
-            result = langevin_dynamics(score_fn, x0, schedule_for(config, learned),
-                                       noise_generator(config), callback=recorder)
-        else:  # the exact score: the fused kernel (same noise stream, see mixture_langevin_chains)
+        if learned:  # the fused kernel's noise where the exact score runs there: same draws
+            shared = mixture_kernel.available and x0.shape[1] == 2
+            gen = noise_generator(config)
+            result = langevin_dynamics(score_fn, x0, schedule_for(config, learned), gen,
+                                       callback=recorder, noise=kernel_noise(gen) if shared else None)
+        else:  # the exact score: the fused kernel (its own noise stream, see mixture_langevin_chains)
             result, = mixture_langevin_chains(config.mixture, [x0], [schedule_for(config)],
                                               [noise_generator(config)], [recorder])
     seconds = time.perf_counter() - start

@@ -110,19 +110,22 @@ def langevin_step(x: torch.Tensor, score: torch.Tensor, alpha, z: torch.Tensor) 
 
 
 def langevin_dynamics(score_fn: ScoreFn, x_init: torch.Tensor, schedule: LangevinSchedule,
-                      rng: torch.Generator | None = None, callback=None) -> SampleResult:
+                      rng: torch.Generator | None = None, callback=None, noise=None) -> SampleResult:
     """Run (annealed) Langevin dynamics; raises SamplerDiverged on NaN/inf or blow-up.
     callback(info), if given, sees {"x", "step", "level", "sigma"} at step 0 and after every step,
-    and the denoised state with "final": True (e.g. a FrameRecorder)."""
+    and the denoised state with "final": True (e.g. a FrameRecorder). noise(step0, shape), if
+    given, returns each level's z (T, N, …) in place of torch.randn from rng (`kernel_noise`)."""
     x = x_init.clone()
     n, d = x.shape[0], x.shape[1:]
     notify = callback or (lambda info: None)
     notify({"x": x, "step": 0, "level": 0, "sigma": schedule.sigmas[0]})
     step = 0
     for level, (sigma, alpha) in enumerate(zip(schedule.sigmas, schedule.step_sizes)):
-        # One randn call per level is much faster than one per step for small particle sets.
-        z = torch.randn((schedule.steps_per_level, n, *d), generator=rng,
-                        dtype=x.dtype, device=x.device)
+        shape = (schedule.steps_per_level, n, *d)
+        if noise is not None:
+            z = noise(step, shape).to(device=x.device, dtype=x.dtype)
+        else:  # one randn call per level is much faster than one per step for small particle sets
+            z = torch.randn(shape, generator=rng, dtype=x.dtype, device=x.device)
         for t in range(schedule.steps_per_level):
             x = langevin_step(x, score_fn(x, sigma), alpha, z[t])
             step += 1
@@ -150,17 +153,19 @@ def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
                             fused: bool | None = None) -> list[SampleResult]:
     """Langevin chains on the exact score of one Gaussian mixture (one chain or several).
 
-    Chain b is `langevin_dynamics(mixture.score, x_inits[b], schedules[b], rngs[b], callbacks[b])`:
-    the same noise draws (one torch.randn of (T, N, d) per level from rngs[b]), so the same
-    particles up to float32 rounding. Two implementations of that maths:
+    Chain b is `langevin_dynamics(mixture.score, x_inits[b], schedules[b], rngs[b], callbacks[b])`,
+    the same maths. Two implementations:
 
     - fused (default when numba is installed, for float32 2D particles): each chain runs
-      `mixture_kernel.langevin_steps`, the whole step (score, softmax, update) as one compiled loop;
-      a callback with an `every` attribute (a FrameRecorder) is called at step 0, at multiples of
+      `mixture_kernel.langevin_steps`, the whole step (score, softmax, noise, update) as one
+      compiled loop. Its noise is the kernel's own counter-based stream under a key drawn once
+      from rngs[b] (so the same seed gives the same particles, and chains with equal generators
+      share their noise as on the torch path), not torch.randn's: the same law, other numbers.
+      A callback with an `every` attribute (a FrameRecorder) is called at step 0, at multiples of
       `every` and for the final state only, any other callback after every step;
     - torch (`fused=False`, or numba missing): all chains advance together in one (B, d, N)
-      tensor, bit for bit the particles of langevin_dynamics, so each step costs one set of
-      small-tensor ops instead of B.
+      tensor with one torch.randn of (T, N, d) per level from rngs[b], bit for bit the particles
+      of langevin_dynamics; each step costs one set of small-tensor ops instead of B.
 
     The schedules must have the same total number of steps (levels may differ: plain Langevin's
     one level of L·T steps next to annealed Langevin's L levels of T).
@@ -180,17 +185,29 @@ def mixture_langevin_chains(mixture, x_inits: list[torch.Tensor],
     return _torch_chains(mixture, x_inits, schedules, rngs, callbacks)
 
 
+def kernel_key(rng: torch.Generator | None) -> int:
+    """The fused kernel's noise key for one chain: one draw below 2³² from the chain's generator."""
+    return int(torch.randint(0, 2**32, (1,), generator=rng, dtype=torch.int64))
+
+
+def kernel_noise(rng: torch.Generator | None):
+    """The fused kernel's noise stream as langevin_dynamics' `noise` for 2D particles (key from
+    rng, as a fused chain draws it): a learned score then sees the draws the exact one does."""
+    key = kernel_key(rng)
+    return lambda step0, shape: torch.from_numpy(mixture_kernel.normals(key, step0, shape[0], shape[1]))
+
+
 def _fused_chain(mixture, x_init: torch.Tensor, schedule: LangevinSchedule, rng, callback) -> SampleResult:
     """One chain through the compiled kernel, stopping where the torch path checks for divergence
-    (every 10 steps and at each level's end) and where the callback records."""
-    n, d = x_init.shape
+    (every 10 steps and at each level's end) and where the callback records. The noise key is
+    one draw from `rng`."""
     xt = np.ascontiguousarray(x_init.detach().numpy().T)                   # (2, N) float32
+    key = kernel_key(rng)
     notify = callback or (lambda info: None)
     every = getattr(callback, "every", 1) if callback is not None else 0
     notify({"x": x_init, "step": 0, "level": 0, "sigma": schedule.sigmas[0]})
     steps = schedule.steps_per_level
     for level, (sigma, alpha) in enumerate(zip(schedule.sigmas, schedule.step_sizes)):
-        noise = torch.randn((steps, n, d), generator=rng, dtype=torch.float32).numpy()
         mean_col, neg_inv_var, const = mixture.score_constants(x_init, float(sigma))
         constants = (mean_col[..., 0].numpy(), neg_inv_var[..., 0].numpy(), const[:, 0].numpy())
         t = 0
@@ -199,7 +216,7 @@ def _fused_chain(mixture, x_init: torch.Tensor, schedule: LangevinSchedule, rng,
             stop = min(steps, t + 10 - done % 10)
             if every:
                 stop = min(stop, t + every - done % every)
-            mixture_kernel.langevin_steps(xt, noise, t, stop, *constants, float(alpha))
+            mixture_kernel.langevin_steps(xt, key, level * steps, t, stop, *constants, float(alpha))
             t = stop
             done = level * steps + t
             if done % 10 == 0 or t == steps:

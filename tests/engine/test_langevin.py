@@ -8,8 +8,8 @@ from engine.lab.mixing import (MixConfig, initial_particles, noise_generator, re
                                schedule_for, seeds_defaults)
 from engine.samplers import mixture_kernel
 from engine.samplers.langevin import (FrameRecorder, SamplerDiverged, annealed_schedule,
-                                      init_particles, langevin_dynamics, mixture_langevin_chains,
-                                      plain_schedule)
+                                      init_particles, kernel_noise, langevin_dynamics,
+                                      mixture_langevin_chains, plain_schedule)
 from engine.targets import GaussianMixture, seeds_mixture
 
 
@@ -155,9 +155,11 @@ def test_fused_exp_matches_exp_on_the_softmax_range():
     MixConfig(means=((0.0, 0.0), (4.0, 4.0), (-3.0, 5.0)), weights=(0.3, 0.5, 0.2),
               stds=(1.0, 0.5, 2.0), particles=1000, steps=30, denoise=True, record_every=15),
 ])
-def test_fused_chain_gives_the_torch_particles_frames_and_nfe(config):
-    """Same noise stream (torch.randn per level), same maths: the particles agree to float32
-    rounding, the frames and their steps/levels are those of the torch path."""
+def test_fused_chain_is_the_langevin_loop_with_the_kernel_noise(config):
+    """Same maths: langevin_dynamics on the exact score, fed the kernel's own draws
+    (kernel_noise: normals at the key from the chain's generator), gives the fused particles to
+    float32 rounding; the frames and their steps/levels and the NFE are those of that loop and of
+    the torch path."""
     runs = {}
     for fused in (True, False):
         rec = recorder_for(config)
@@ -165,11 +167,71 @@ def test_fused_chain_gives_the_torch_particles_frames_and_nfe(config):
                                        [schedule_for(config)], [noise_generator(config)], [rec],
                                        fused=fused)
         runs[fused] = rec.langevin_result(out)
+    rec = recorder_for(config)
+    ref = rec.langevin_result(langevin_dynamics(config.mixture.score, initial_particles(config),
+                                                schedule_for(config), callback=rec,
+                                                noise=kernel_noise(noise_generator(config))))
     a, b = runs[True], runs[False]
-    torch.testing.assert_close(a.x, b.x, atol=2e-4, rtol=1e-4)
-    assert a.nfe == b.nfe and a.frame_steps == b.frame_steps and a.frame_levels == b.frame_levels
+    torch.testing.assert_close(a.x, ref.x, atol=2e-4, rtol=1e-4)
+    assert a.nfe == b.nfe == ref.nfe and a.frame_steps == b.frame_steps == ref.frame_steps
+    assert a.frame_levels == b.frame_levels == ref.frame_levels
     if b.frames is not None:
-        torch.testing.assert_close(a.frames, b.frames, atol=2e-4, rtol=1e-4)
+        torch.testing.assert_close(a.frames, ref.frames, atol=2e-4, rtol=1e-4)
+    assert not torch.allclose(a.x, b.x, atol=1e-2)   # the torch path draws other numbers
+
+
+@needs_numba
+def test_kernel_noise_is_philox2x32_and_standard_normal():
+    """Random123's known answers for Philox2x32-10; the Box–Muller draws have the moments and the
+    distribution function of N(0, 1), uncorrelated coordinates, particles and steps; |z| ≤ 5.8."""
+    import numpy as np
+    from scipy import stats
+
+    kat = {(0, 0, 0): (0xFF1DAE59, 0x6CD10DF2),
+           (0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF): (0x2C3F628B, 0xAB4FD7AD),
+           (0x243F6A88, 0x85A308D3, 0x13198A2E): (0xDD7CE038, 0xF62A4C12)}
+    for (c0, c1, key), want in kat.items():
+        assert tuple(int(v) for v in mixture_kernel._philox(np.uint64(c0), np.uint64(c1), np.uint64(key))) == want
+    z = mixture_kernel.normals(12345, 7, 100, 4000).astype(np.float64)      # (T, N, 2)
+    flat = z.ravel()
+    assert abs(flat.mean()) < 5 * (1 / np.sqrt(flat.size))
+    assert abs(flat.var() - 1) < 5 * np.sqrt(2 / flat.size)
+    assert abs(stats.skew(flat)) < 0.02 and abs(stats.kurtosis(flat)) < 0.04
+    assert stats.kstest(flat[:200_000], "norm").pvalue > 1e-3
+    assert np.abs(flat).max() <= 5.8
+    for a, b in ((z[..., 0], z[..., 1]), (z[:-1], z[1:]), (z[:, :-1], z[:, 1:])):
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.01
+    np.testing.assert_array_equal(mixture_kernel.normals(12345, 57, 50, 4000), z[50:])   # counters
+    assert not np.array_equal(mixture_kernel.normals(12346, 7, 1, 4000), z[:1])
+
+
+@needs_numba
+def test_kernel_log_is_accurate_on_the_uniforms():
+    import numpy as np
+
+    u = ((np.arange(0, 2**24, 97) + 0.5) / 2**24).astype(np.float32)
+    got = np.array([mixture_kernel._log(np.float32(v)) for v in u[::50]], dtype=np.float64)
+    np.testing.assert_allclose(got, np.log(u[::50].astype(np.float64)), rtol=3e-7, atol=1e-7)
+
+
+@needs_numba
+def test_a_score_function_sees_the_noise_the_fused_exact_chain_sees():
+    """run_mix with a score function (the learned path) draws the fused kernel's noise, so the
+    exact score passed as a function gives the fused particles (learned vs exact: same noise)."""
+    config = MixConfig(particles=400, steps=30, levels=4, seed=2)
+    exact = run_mix(config).sample.x
+    as_function = run_mix(config, score_fn=config.mixture.score).sample.x
+    torch.testing.assert_close(as_function, exact, atol=2e-4, rtol=1e-4)
+
+
+@needs_numba
+def test_fused_chain_same_seed_same_particles_whatever_is_recorded():
+    """The counter-based noise does not depend on where the run stops to record frames."""
+    base = MixConfig(particles=500, steps=40, levels=3, seed=9)
+    plain = run_mix(base).sample.x
+    recorded = run_mix(MixConfig(**{**base.__dict__, "record_every": 7, "record_particles": 30})).sample.x
+    assert torch.equal(plain, recorded) and torch.equal(plain, run_mix(base).sample.x)
+    assert not torch.equal(plain, run_mix(MixConfig(**{**base.__dict__, "seed": 10})).sample.x)
 
 
 @needs_numba

@@ -45,6 +45,35 @@ def mix_batched_pair():
     return np.stack([r.sample.x.numpy() for r in run_mixes(cfgs)])
 
 
+def _torch_path(configs):
+    """The exact-score chains of `configs` (run_mixes' batch) on the torch path (fused=False, noise
+    from torch.randn): the particles every mix_* case had before the fused kernel drew its own."""
+    from engine.lab.mixing import initial_particles, noise_generator, schedule_for
+    from engine.samplers.langevin import mixture_langevin_chains
+    x0 = initial_particles(configs[0])
+    outs = mixture_langevin_chains(configs[0].mixture, [x0] * len(configs),
+                                   [schedule_for(c) for c in configs],
+                                   [noise_generator(c) for c in configs], fused=False)
+    return np.stack([o.x.numpy() for o in outs])
+
+
+def mix_annealed_torch():
+    from engine.lab.mixing import MixConfig
+    return _torch_path((MixConfig(particles=200, seed=3),))[0]
+
+
+def mix_plain_torch():
+    from engine.lab.mixing import MixConfig
+    return _torch_path((MixConfig(sampler="langevin", particles=200, steps=300, seed=3),))[0]
+
+
+def mix_batched_pair_torch():
+    from engine.lab.mixing import MixConfig
+    return _torch_path((MixConfig(sampler="langevin", particles=150, steps=200, levels=4, seed=5),
+                        MixConfig(sampler="annealed", particles=150, steps=50, levels=4, seed=5,
+                                  denoise=True)))
+
+
 def sde_pc_exact():
     from engine.lab.sde_mixing import SDEMixConfig, run_sde_mix
     return run_sde_mix(SDEMixConfig(particles=200, steps=100, seed=2)).sample.x.numpy()
@@ -106,7 +135,8 @@ def tutorial_inpaint():
     return out
 
 
-CASES = {f.__name__: f for f in (mix_annealed, mix_plain, mix_batched_pair, sde_pc_exact,
+CASES = {f.__name__: f for f in (mix_annealed, mix_plain, mix_batched_pair, mix_annealed_torch,
+                                 mix_plain_torch, mix_batched_pair_torch, sde_pc_exact,
                                  sde_vp_em_exact, sde2d_checkpoint_pc, nll_checkpoint,
                                  ncsn_mnist_samples, ncsn_mnist_samples_t2, dsm_baseline_samples,
                                  tutorial_pc_samples, tutorial_inpaint)}
