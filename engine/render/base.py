@@ -86,10 +86,20 @@ def typed(obj):
     return obj
 
 
-def figure(data, layout: dict, frames=None) -> Spec:
-    """A `Spec` from traces and layout (dicts), with the project's margins and font."""
+def figure(data, layout: dict, frames=None, *, fixed_margin: dict | None = None) -> Spec:
+    """A `Spec` from traces and layout (dicts), with the project's margins and font.
+
+    fixed_margin: the margins in pixels (with MARGIN's for the sides not given), and Plotly's
+    automargin off on every axis. Streamlit's theme turns automargin on, and then every draw is
+    measured and drawn again to fit the labels: about half the browser's time for a slider move
+    on the mixing pages. Give room for the tick labels and axis titles (left ~50, bottom ~45)."""
     base = dict(margin=MARGIN, font=FONT)
     base.update(layout)
+    if fixed_margin is not None:
+        base["margin"] = {**MARGIN, **fixed_margin}
+        axes = [k for k in base if k.startswith(("xaxis", "yaxis"))] or ["xaxis", "yaxis"]
+        for key in axes:
+            base[key] = {**base.get(key, {}), "automargin": False}
     spec = {"data": data, "layout": base}
     if frames is not None:
         spec["frames"] = frames

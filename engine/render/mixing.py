@@ -14,6 +14,10 @@ import numpy as np
 from engine.render.base import (Spec, axis_suffix, colorbar_trace, f32, figure, heat_image,
                                 markdown_table, means_trace, panel_title, path_lines, square_axes)
 
+# Margins that fit the tick labels and axis titles, so that Plotly need not measure and redraw
+# (base.figure's fixed_margin).
+AXES_MARGIN = dict(l=55, r=10, t=40, b=45)
+
 # -- score fields ------------------------------------------------------------------------------
 
 def arrow_segments(points, vectors, length: float) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +69,7 @@ def field_figure(xs, ys, z, points, vectors, *, title: str, z_title: str, colors
     layout = dict(title=dict(text=title), showlegend=False, height=height, shapes=shapes,
                   images=[heat_image(z, lo, hi, colorscale, zmin=zmin, zmax=zmax)],
                   **square_axes(lo, hi))
-    return figure(data, layout)
+    return figure(data, layout, fixed_margin=AXES_MARGIN)
 
 
 def svg_path(x, y, digits: int = 2) -> str:
@@ -89,12 +93,11 @@ def line_figure(x, series: dict, *, title: str, x_title: str, y_title: str,
                  line=dict(width=2.5, color=colors.get(name))) for name, y in series.items()]
     layout = dict(title=dict(text=title), height=height, xaxis=dict(title=dict(text=x_title)),
                   yaxis=dict(title=dict(text=y_title)),
-                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-                  margin=dict(l=10, r=10, t=80, b=10))
+                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     if vline is not None:
         layout["shapes"] = [dict(type="line", x0=vline, x1=vline, yref="paper", y0=0, y1=1,
                                  line=dict(color="gray", dash="dot"))]
-    return figure(data, layout)
+    return figure(data, layout, fixed_margin={**AXES_MARGIN, "t": 80})
 
 
 # -- particles -------------------------------------------------------------------------------
@@ -242,8 +245,7 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
                   **square_axes(lo, hi, n))
     if title:
         layout["title"] = dict(text=title)
-        layout["margin"] = dict(l=10, r=10, t=60, b=10)
-    return figure(data, layout)
+    return figure(data, layout, fixed_margin={**AXES_MARGIN, "t": 60 if title else 40})
 
 
 def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_density, *,
@@ -292,14 +294,13 @@ def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_de
                          for k, label in enumerate(frame_labels)])
     layout = dict(
         height=height, showlegend=False, annotations=annotations, sliders=[slider],
-        margin=dict(l=10, r=10, t=40, b=60),
         updatemenus=[dict(type="buttons", direction="left", x=0.0, y=0, xanchor="left",
                           yanchor="top", pad=dict(t=40, r=10), showactive=False,
                           buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
                                    dict(label="❚❚ Pause", method="animate", args=[[None], pause])])],
         **square_axes(lo, hi, len(panels)),
     )
-    return figure(data, layout, frames=frames)
+    return figure(data, layout, frames=frames, fixed_margin={**AXES_MARGIN, "b": 60})
 
 
 # -- numbers ---------------------------------------------------------------------------------
@@ -314,9 +315,8 @@ def weights_figure(labels: list[str], bars: dict, *, colors: dict | None = None,
             for name, values in bars.items()]
     layout = dict(title=dict(text=title), barmode="group", height=height,
                   yaxis=dict(range=[0, 1.1], title=dict(text="fraction of particles")),
-                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-                  margin=dict(l=10, r=10, t=80, b=10))
-    return figure(data, layout)
+                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return figure(data, layout, fixed_margin={**AXES_MARGIN, "t": 80, "b": 30})
 
 
 def weights_table(target: list[float], results: dict[str, dict], *, labels: list[str],
