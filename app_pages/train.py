@@ -90,7 +90,7 @@ def run_data(info) -> list:
 
 
 def add_selection(chart_key: str) -> None:
-    """Canvas callback: the clicked or box/lasso-selected grid dots become data points; the chart
+    """Canvas callback: the box/lasso-selected grid dots become data points; the chart
     then gets a fresh key, so its selection is cleared for the next stroke."""
     selection = (st.session_state.get(chart_key) or {}).get("selection") or {}
     drawn = st.session_state.setdefault("tr_points", [])
@@ -104,7 +104,7 @@ def add_selection(chart_key: str) -> None:
 
 
 def points_editor() -> list:
-    """Draw (click dots, or drag a box / lasso over them) or upload a CSV: the points to train on."""
+    """Draw (drag a box or a lasso over the canvas's dots) or upload a CSV: the points to train on."""
     drawn = st.session_state.setdefault("tr_points", [])
     left, right = st.columns([3, 2])
     with left:
@@ -113,8 +113,9 @@ def points_editor() -> list:
                         selection_mode=("points", "box", "lasso"), config=CHART_CONFIG)
     with right:
         st.markdown("**Your data**")
-        st.caption("Click a grey dot to add it, or drag a box (or pick the lasso in the chart's "
-                   "toolbar) over the dots to add a whole region. Or upload a CSV with two columns "
+        st.caption("Drag a box over the grey dots to add them (a small box around one dot adds one "
+                   "point), or pick the lasso in the chart's toolbar to draw a shape; each stroke "
+                   "adds to the set. Or upload a CSV with two columns "
                    f"x, y (a header line is fine; at most {MAX_POINTS} points, coordinates within "
                    f"±{POINTS_RANGE:g}).")
         upload = st.file_uploader("CSV of points", type=["csv", "txt"], key="tr_upload")

@@ -113,8 +113,8 @@ CANVAS_LIMIT = 10.0
 
 
 def canvas_figure(points, n: int = 41, lim: float = CANVAS_LIMIT, height: int = 460) -> go.Figure:
-    """A square to draw a data set on: a dense grid of faint dots (trace 0) to click or to
-    select with the box or lasso tool, and the points drawn so far (trace 1)."""
+    """A square to draw a data set on: a dense grid of faint dots (trace 0) to select with the box
+    or lasso tool, and the points drawn so far (trace 1)."""
     g = np.linspace(-lim, lim, n)
     xx, yy = np.meshgrid(g, g)
     pts = np.asarray(points, dtype=float).reshape(-1, 2)
@@ -126,7 +126,7 @@ def canvas_figure(points, n: int = 41, lim: float = CANVAS_LIMIT, height: int = 
                    marker=dict(size=7, color=OBJECTIVE_COLORS["ncsn"]), hoverinfo="skip"),
     ])
     fig.update_layout(height=height, margin=MARGIN, showlegend=False, dragmode="select",
-                      title=f"Your data: {len(pts)} points", clickmode="event+select",
+                      title=f"Your data: {len(pts)} points",
                       xaxis=dict(range=[-lim - 0.5, lim + 0.5], zeroline=False, title="x₁"),
                       yaxis=dict(range=[-lim - 0.5, lim + 0.5], zeroline=False, title="x₂",
                                  scaleanchor="x", scaleratio=1))
