@@ -52,9 +52,11 @@ def make_mask(kind: str, seed: int = 0) -> np.ndarray:
 
 def inpaint(score_fn, sde: SDE, images: np.ndarray, mask: np.ndarray, completions: int = 4,
             steps: int = 250, snr: float = 0.16, seed: int = 0,
-            progress=None, corrector_steps: int = 1) -> tuple[np.ndarray, int]:
+            progress=None, corrector_steps: int = 1, jump: int = 1,
+            resample: int = 1) -> tuple[np.ndarray, int]:
     """Complete each image (N, 28, 28) in [0, 1] `completions` times: (N, completions, 28, 28)
-    clipped to [0, 1], and the NFE used. progress(step, steps) after every sampler step."""
+    clipped to [0, 1], and the NFE used. resample > 1: RePaint's resampling every `jump` steps
+    (engine.samplers.reverse.repaint_path). progress(move, moves) after every sampler move."""
     imgs = torch.from_numpy(np.asarray(images, dtype=np.float32)).reshape(-1, 1, 28, 28)
     n = imgs.shape[0]
     known = imgs.repeat_interleave(completions, 0)
@@ -62,7 +64,8 @@ def inpaint(score_fn, sde: SDE, images: np.ndarray, mask: np.ndarray, completion
     m = m.expand_as(known).contiguous() if m.shape[0] == 1 else m
     cfg = SDESamplerConfig(sampler="pc", steps=steps, snr=snr, corrector_steps=corrector_steps)
     res = pc_inpaint(score_fn, known, m, sde, cfg, torch.Generator().manual_seed(seed),
-                     callback=None if progress is None else (lambda info: progress(info["step"], steps)))
+                     callback=None if progress is None else (lambda info: progress(info["step"], info["total"])),
+                     jump=jump, resample=resample)
     out = res.x.clamp(0, 1).reshape(n, completions, 28, 28).numpy()
     return out, res.nfe
 
@@ -98,7 +101,7 @@ def mnist_bits_per_dim(score_fn, sde: SDE, images_uint8: np.ndarray, seed: int =
 
 def inpaint_rate(score_fn, sde: SDE, digits: int = 20, mask: str = "bottom", completions: int = 2,
                  steps: int = 250, snr: float = 0.16, seed: int = 0, progress=None,
-                 corrector_steps: int = 1) -> dict:
+                 corrector_steps: int = 1, jump: int = 1, resample: int = 1) -> dict:
     """Fraction of completions that the project's classifier assigns to the true class of the
     masked test digit (and, for reference, its accuracy on the masked digits themselves).
     progress(step, steps) after every sampler step."""
@@ -114,7 +117,7 @@ def inpaint_rate(score_fn, sde: SDE, digits: int = 20, mask: str = "bottom", com
     m = make_mask(mask, seed)
     start = time.perf_counter()
     out, nfe = inpaint(score_fn, sde, imgs, m, completions, steps, snr, seed, progress=progress,
-                       corrector_steps=corrector_steps)
+                       corrector_steps=corrector_steps, jump=jump, resample=resample)
     clf, _ = load_classifier()
     probs, _ = predict(clf, out.reshape(-1, 28, 28))
     pred = probs.argmax(1).reshape(digits, completions)
@@ -124,7 +127,7 @@ def inpaint_rate(score_fn, sde: SDE, digits: int = 20, mask: str = "bottom", com
             "masked_input_accuracy": round(float((masked_pred == labels).mean()), 4),
             "original_accuracy": round(float((full_pred == labels).mean()), 4),
             "digits": digits, "completions": completions, "mask": mask, "steps": steps,
-            "snr": snr, "corrector_steps": corrector_steps, "nfe": nfe, "seconds": round(time.perf_counter() - start, 1)}
+            "snr": snr, "corrector_steps": corrector_steps, "jump": jump, "resample": resample, "nfe": nfe, "seconds": round(time.perf_counter() - start, 1)}
 
 
 def cost_sweep(score_fn, sde: SDE, n: int = 32, budgets=(50, 100, 200),

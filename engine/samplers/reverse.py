@@ -129,15 +129,35 @@ def predictor_corrector(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE,
                                 corrector_steps=config.corrector_steps, callback=callback)
 
 
+def repaint_path(n: int, jump: int = 1, resample: int = 1) -> list[int]:
+    """The time-grid indices 0 … n visited by the PC loop. Plainly 0, 1, …, n. With resampling
+    (RePaint, Lugmayr et al. 2022): after every `jump` steps down to index k, go back up to k − jump
+    by the forward SDE and down again, `resample` passes in all (not over the last segment)."""
+    path, i = [0], 0
+    while i < n:
+        end = min(i + jump, n)
+        passes = resample if end < n else 1
+        for r in range(passes):
+            path.extend(range(i + 1, end + 1))
+            if r < passes - 1:
+                path.append(i)
+        i = end
+    return path
+
+
 def _predictor_corrector(score_fn, x_init, sde, config, rng, corrector_steps: int,
-                         condition=None, what: str | None = None, callback=None):
-    """The one PC loop. `condition(x, t, final)`, when given, is applied after every corrector and
-    predictor step (inpainting replaces the known pixels there); final marks the last step.
-    `callback({"x", "step", "t", "final"})`, when given, is called after every step (progress)."""
+                         condition=None, what: str | None = None, callback=None, path=None):
+    """The one PC loop over the time grid t_0 = 1 > … > t_N = eps, visiting the indices in `path`
+    (default 0 … N): a step down is a corrector + predictor step, a step back up (RePaint's
+    resampling) a draw of the forward SDE's transition. `condition(x, t, final)`, when given, is
+    applied after every corrector and predictor step and after a step back (inpainting replaces
+    the known pixels there); final marks the last step. `callback({"x", "step", "total", "t",
+    "final"})`, when given, is called after every move (progress)."""
     config.validate()
     n = config.steps
     times = _time_grid(sde, n)
     dt = float(sde.T - sde.eps) / n
+    path = path or list(range(n + 1))
     x = x_init.clone()
     rec = FrameRecorder(config.record_every, config.record_particles)
     rec({"x": x, "step": 0, "t": float(times[0])})
@@ -145,22 +165,28 @@ def _predictor_corrector(score_fn, x_init, sde, config, rng, corrector_steps: in
     what = what or ("predictor–corrector sampler" if corrector_steps else "reverse-SDE sampler")
     hint = ("try a smaller snr or more steps" if corrector_steps
             else "try more steps, or check that the score model matches this SDE")
-    for i in range(n):
-        t = float(times[i])
-        for _ in range(corrector_steps):
-            x = _langevin_corrector(score_fn, x, t, config.snr, sde.corrector_alpha(t, n), rng)
+    for k in range(1, len(path)):
+        i, j = path[k - 1], path[k]
+        last = k == len(path) - 1
+        if j < i:          # back up: x(t_j) | x(t_i), t_j > t_i
+            x = sde.transition(x, float(times[i]), float(times[j]), rng)
             if condition is not None:
-                x = condition(x, t, False)
+                x = condition(x, float(times[j]), False)
+        else:
+            t = float(times[i])
+            for _ in range(corrector_steps):
+                x = _langevin_corrector(score_fn, x, t, config.snr, sde.corrector_alpha(t, n), rng)
+                if condition is not None:
+                    x = condition(x, t, False)
+                nfe += 1
+            noise = None if last else torch.randn(x.shape, generator=rng, dtype=x.dtype, device=x.device)
+            x = _em_step(sde, score_fn, x, t, dt, noise)
             nfe += 1
-        last = i == n - 1
-        noise = None if last else torch.randn(x.shape, generator=rng, dtype=x.dtype, device=x.device)
-        x = _em_step(sde, score_fn, x, t, dt, noise)
-        nfe += 1
-        if condition is not None:
-            x = condition(x, float(times[i + 1]), last)
-        if i % 10 == 9 or last:
-            _check(x, float(times[i + 1]), what, hint, config.blowup_radius)
-        info = {"x": x, "step": i + 1, "t": float(times[i + 1]), "final": last}
+            if condition is not None:
+                x = condition(x, float(times[j]), last)
+        if k % 10 == 0 or last:
+            _check(x, float(times[j]), what, hint, config.blowup_radius)
+        info = {"x": x, "step": k, "total": len(path) - 1, "t": float(times[j]), "final": last}
         rec(info)
         if callback is not None:
             callback(info)
@@ -226,12 +252,14 @@ def sample(score_fn: ScoreFn, x_init: torch.Tensor, sde: SDE, config: SDESampler
 
 def pc_inpaint(score_fn: ScoreFn, known: torch.Tensor, mask: torch.Tensor, sde: SDE,
                config: SDESamplerConfig, rng: torch.Generator | None = None,
-               callback=None) -> SDESampleResult:
+               callback=None, jump: int = 1, resample: int = 1) -> SDESampleResult:
     """Predictor–corrector inpainting (score_sde's controllable generation): the PC sampler above,
     with the known pixels (mask = 1) replaced after every corrector and predictor step by a fresh
     forward-SDE draw of the known data at the current time, x ← x·(1−m) + (m(t)·y + std(t)·z)·m,
     so the unknown pixels are sampled from p_t(x_unknown | x_known). At the end the known pixels
-    equal y. `callback(info)` is called after every step (see _predictor_corrector)."""
+    equal y. `callback(info)` is called after every step (see _predictor_corrector). resample > 1
+    adds RePaint's resampling (repaint_path: every `jump` steps, back up and down again), which lets
+    the unknown pixels agree with the known ones far better than replacement alone."""
     config.validate()
     mask = mask.to(known.dtype)
 
@@ -246,4 +274,5 @@ def pc_inpaint(score_fn: ScoreFn, known: torch.Tensor, mask: torch.Tensor, sde: 
     with torch.no_grad():
         return _predictor_corrector(score_fn, impose(x, sde.T), sde, config, rng,
                                     config.corrector_steps, condition=impose,
-                                    what="inpainting sampler", callback=callback)
+                                    what="inpainting sampler", callback=callback,
+                                    path=repaint_path(config.steps, jump, resample))

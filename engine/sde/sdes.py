@@ -101,6 +101,14 @@ class SDE:
         f, g = self.sde(x, t)
         return f - (0.5 if probability_flow else 1.0) * g**2 * score
 
+    def transition(self, x: torch.Tensor, t_from: float, t_to: float, generator=None) -> torch.Tensor:
+        """One draw of x(t_to) | x(t_from) for t_to > t_from (every SDE here is linear):
+        mean (m(t_to)/m(t_from))·x, variance std(t_to)² − (m(t_to)/m(t_from))² std(t_from)²."""
+        ratio = float(self.mean_coef(torch.tensor(t_to))) / float(self.mean_coef(torch.tensor(t_from)))
+        var = float(self.std(torch.tensor(t_to))) ** 2 - ratio**2 * float(self.std(torch.tensor(t_from))) ** 2
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        return ratio * x + math.sqrt(max(var, 0.0)) * z
+
     def forward_sample(self, x0: torch.Tensor, t, generator=None) -> torch.Tensor:
         """x(t) = m(t) x0 + std(t) z, one draw from the perturbation kernel."""
         mean, std = self.marginal_prob(x0, t)
