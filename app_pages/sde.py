@@ -8,7 +8,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.bench.sde import nfe_sweep
 from engine.lab.sde_mixing import SDEMixConfig
 from engine.lab.sde_views import (classify, forward_view, likelihood_view, masked_digit,
                                   paths_until, projected_view,
@@ -24,6 +23,7 @@ from engine.store.jobs import read_array
 from engine.store.registry import sde2d_models, sde_mnist_measurements, sde_mnist_models
 from engine.store.runs import read_json
 from engine.targets import TargetError
+from engine.training.flags import FORMAT
 
 from ui import url_state
 from ui.jobs import COMPUTED, ended_sentence, follow_jobs, job_infos, start_job, supersede
@@ -59,9 +59,13 @@ def reverse_gif(base: SDEMixConfig, samplers: tuple, labels: tuple, colors: tupl
                               t_from=window["t_cut"])
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def sweep(base: SDEMixConfig, budgets: tuple, seeds: tuple) -> list:
-    return nfe_sweep(base, budgets=budgets, seeds=seeds)
+def sweep_argv(base: SDEMixConfig, budgets, seeds: int) -> list[str]:
+    """`python -m engine bench sde …` for the comparison (engine.bench.sde.nfe_sweep, as a job)."""
+    return ["bench", "sde", "--sde", base.sde, f"--means={FORMAT['points'](base.means)}",
+            f"--weights={FORMAT['numbers'](base.weights)}", "--particles", str(base.particles),
+            "--snr", repr(base.snr), "--sigma-min", repr(base.sigma_min), "--sigma-max",
+            repr(base.sigma_max), "--beta-min", repr(base.beta_min), "--beta-max", repr(base.beta_max),
+            "--budgets", ",".join(str(b) for b in budgets), "--seeds", str(seeds)]
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -275,22 +279,32 @@ with tab_cost:
     with c2:
         n_seeds = url_state.select_slider("Seeds averaged", [1, 2, 3], 1, key="sde_seeds")
     go = st.button("Run the comparison", key="sde_sweep_go", type="primary",
-                   help="Runs every sampler at every budget with the settings above (a few seconds "
-                        "to a minute); results are cached.")
-    sweep_cfg = replace(base, record_every=0, record_particles=0)
-    key = (sweep_cfg, tuple(sorted(budgets)), n_seeds)
+                   help="Runs every sampler at every budget with the settings above in the "
+                        "background (a few seconds to a minute); the page stays usable.")
+    key = (replace(base, record_every=0, record_particles=0), tuple(sorted(budgets)), n_seeds)
     if go and budgets:
-        with st.spinner("Sampling at every budget…"):
-            st.session_state["sde_sweep_rows"] = (key, sweep(sweep_cfg, tuple(sorted(budgets)),
-                                                             tuple(range(n_seeds))))
-    stored = st.session_state.get("sde_sweep_rows")
-    if stored is None:
+        supersede({"": st.session_state["sde_sweep"]["run"]} if "sde_sweep" in st.session_state else None)
+        run = start_job(None, sweep_argv(base, sorted(budgets), n_seeds), name="sde-sweep",
+                        sub=COMPUTED, out_flag="--run-dir", announce=False)
+        if run is not None:
+            st.session_state["sde_sweep"] = {"key": key, "run": str(run)}
+    job = st.session_state.get("sde_sweep")
+    rows = None
+    if job is None:
         st.info("Press **Run the comparison** to measure all samplers with the current target, "
                 "SDE and snr.")
-    else:
-        if stored[0] != key:
+    elif not follow_jobs({"Samplers at every budget": job["run"]}, key="sde_sweep_job"):
+        info = job_infos({"": job["run"]})[""]
+        result = read_json(info.dir / "result.json", None) if info.state == "finished" else None
+        rows = result.get("rows") if isinstance(result, dict) else None
+        if info.state != "finished":
+            st.warning(ended_sentence(info, "The comparison"))
+        elif not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            st.error("The comparison's result.json cannot be read; press the button again.")
+            rows = None
+        elif job["key"] != key:
             st.caption("Results below are for earlier settings; press the button to update them.")
-        rows = stored[1]
+    if rows is not None:
         c1, c2 = st.columns(2)
         with c1:
             st.plotly_chart(render_sde.quality_figure(rows, "weight_error", title="Weight error vs NFE",

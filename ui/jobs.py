@@ -55,7 +55,7 @@ def start_job(config, argv: list[str], name: str, record: dict | None = None, su
             config.validate()
         extra = {"out_flag": out_flag, "threads": computing_threads()} if sub == COMPUTED else {}
         run_dir = job_manager(sub).submit(argv, name=name, **extra,
-                                          config=record if record is not None else config.to_dict())
+                                          config=record if record is not None or config is None else config.to_dict())
     except ValueError as err:
         st.error(str(err))
         return None

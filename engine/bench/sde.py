@@ -99,20 +99,44 @@ def add_arguments(p) -> None:
     p.add_argument("--budgets", default="20,50,100,200,500", help="NFE budgets, comma-separated")
     p.add_argument("--seeds", type=int, default=2, help="seeds averaged per point")
     p.add_argument("--snr", type=float, default=0.16, help="the PC corrector's signal-to-noise ratio r")
+    p.add_argument("--sigma-min", type=float, default=SDEMixConfig.sigma_min, help="VE: σ_min")
+    p.add_argument("--sigma-max", type=float, default=SDEMixConfig.sigma_max, help="VE: σ_max")
+    p.add_argument("--beta-min", type=float, default=SDEMixConfig.beta_min, help="VP / sub-VP: β_min")
+    p.add_argument("--beta-max", type=float, default=SDEMixConfig.beta_max, help="VP / sub-VP: β_max")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--run-dir", default=None,
+                   help="a job folder (the SDEs page's background job): progress and result.json "
+                        "with the rows go there; a cancel stops it after the point in progress")
 
 
 def run(args) -> int:
     from engine.targets import parse_numbers, parse_points
 
-    base = SDEMixConfig(means=tuple(parse_points(args.means)),
-                        weights=tuple(parse_numbers(args.weights, "weights")), sde=args.sde,
-                        particles=args.particles, snr=args.snr)
-    base.validate()
+    from engine.store.jobs import JobCancelled, LevelReporter, also_to
+    from engine.store.runs import mark_failed
+
+    try:
+        base = SDEMixConfig(means=tuple(parse_points(args.means)),
+                            weights=tuple(parse_numbers(args.weights, "weights")), sde=args.sde,
+                            particles=args.particles, snr=args.snr, sigma_min=args.sigma_min,
+                            sigma_max=args.sigma_max, beta_min=args.beta_min, beta_max=args.beta_max)
+        base.validate()
+    except ValueError as err:
+        if args.run_dir:
+            mark_failed(args.run_dir, str(err))
+        raise
     budgets = tuple(int(b) for b in args.budgets.split(",") if b.strip())
     start = time.perf_counter()
-    with reporter("bench sde", 0, unit="point") as bar:
-        rows = nfe_sweep(base, budgets=budgets, seeds=tuple(range(args.seeds)), progress=bar.callback())
+    job = LevelReporter(args.run_dir, unit="point") if args.run_dir else None
+    try:
+        with reporter("bench sde", 0, unit="point") as bar:
+            rows = nfe_sweep(base, budgets=budgets, seeds=tuple(range(args.seeds)),
+                             progress=also_to(job, bar.callback()))
+    except JobCancelled:
+        job.cancelled()
+        return 0
+    if job is not None:
+        job.finished(f"{len(rows)} points measured.", rows=rows, sde=args.sde, seeds=args.seeds)
     if args.json:
         print(json.dumps({"sde": args.sde, "particles": args.particles, "seeds": args.seeds,
                           "rows": rows, "seconds": round(time.perf_counter() - start, 1)}))

@@ -37,14 +37,14 @@ def run(args) -> int:
     from engine.render.images import slide_grid_png
     from engine.samplers.langevin import SamplerDiverged
     from engine.store.checkpoints import load_model
-    from engine.store.jobs import JobCancelled, LevelReporter, save_array
+    from engine.store.jobs import JobCancelled, LevelReporter, also_to, save_array
     from engine.store.runs import mark_failed
 
-    if not args.out and not args.run_dir:
-        raise ValueError("Say where the samples go: --out grid.png, or --run-dir DIR for a job folder.")
     cfg = config_from_args(SampleConfig, args)
     try:
         cfg.validate()                      # before any loading: one sentence per bad flag
+        if not args.out and not args.run_dir:
+            raise ValueError("Say where the samples go: --out grid.png, or --run-dir DIR for a job folder.")
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         device = pick_device(args.device)
@@ -58,14 +58,8 @@ def run(args) -> int:
         raise
     job = LevelReporter(args.run_dir) if args.run_dir else None
     terminal = progress.reporter("sample", 0, unit="level")   # stderr: a bar, or periodic lines
-
-    def report(done, total, images):
-        terminal.update(done, total=total)
-        if job is not None:
-            job(done, total, images)
-
     try:
-        out = sample_images(model, meta, cfg, device=device, progress=report)
+        out = sample_images(model, meta, cfg, device=device, progress=also_to(job, terminal.callback()))
     except JobCancelled:
         job.cancelled()
         print(json.dumps({"cancelled": True, "levels_done": job.done}))

@@ -16,7 +16,7 @@ from engine.mnist.sampling import SampleConfig
 from engine.mnist.sde_tasks import MASKS
 from engine.progress import reporter
 from engine.samplers.reverse import SDESamplerConfig
-from engine.store.jobs import JobCancelled, LevelReporter, save_array
+from engine.store.jobs import JobCancelled, LevelReporter, also_to, save_array
 from engine.training.flags import field_help
 
 TEST_DIGITS = 10_000
@@ -73,8 +73,7 @@ def run(args) -> int:
            if args.run_dir else None)
 
     def report(bar):           # the terminal's bar, and the job folder's status
-        return lambda done, total, *rest: (bar.update(done, total=total),
-                                           job is not None and job(done, total))
+        return also_to(job, bar.callback())
     try:
         out, arrays = compute(args, score_fn, sde, report)
     except JobCancelled:

@@ -258,6 +258,16 @@ class LevelReporter:
                            seconds=self.seconds, message=message)
 
 
+def also_to(job: LevelReporter | None, progress):
+    """A progress callback f(done, total, *rest) that reports to `progress` (e.g. a terminal bar's
+    callback) and, when there is one, to the job folder's LevelReporter."""
+    def report(done, total, *rest):
+        progress(done, total, *rest)
+        if job is not None:
+            job(done, total, *rest)
+    return report
+
+
 def save_array(path, array) -> None:
     """np.save, atomically (a reader never sees half an array)."""
     a = np.asarray(array, dtype=np.float32)

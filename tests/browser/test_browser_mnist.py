@@ -26,7 +26,7 @@ def test_download_grid_png_in_a_browser(streamlit_server, browser_page, tmp_path
 def test_sample_runs_in_the_background_and_the_page_shows_the_result(streamlit_server, browser_page,
                                                                       tmp_path):
     page = browser_page
-    open_with_images(page, f"{streamlit_server}/mnist?mnist_n=4&mnist_T=1&mnist_compare=0")
+    open_with_images(page, f"{streamlit_server}/mnist?mnist_n=4&mnist_T=1&mnist_ode_steps=2&mnist_compare=0")
     page.get_by_role("button", name="Sample", exact=True).click()
     # No further input: the page polls the job and reruns once when it ends.
     button = page.get_by_role("button", name="Grid PNG")

@@ -53,10 +53,14 @@ def _finish(at, timeout=120.0):
 
 
 def _sample(at, n: int, T: int | None = None):
-    """Ask for n images (T steps per level), without the baseline, and press Sample."""
+    """Ask for n images (T steps per level for Langevin, or as many ODE levels for a continuous-σ
+    checkpoint), without the baseline, and press Sample."""
     at.select_slider(key="mnist_n").set_value(n)
-    if T is not None:
+    keys = {w.key for w in at.number_input}
+    if T is not None and "mnist_T" in keys:
         at.number_input(key="mnist_T").set_value(T)
+    elif T is not None:
+        at.number_input(key="mnist_ode_steps").set_value(max(T, 2))      # at least 2 levels
     if at.checkbox(key="mnist_compare").value:
         at.checkbox(key="mnist_compare").uncheck()
     at.button(key="mnist_sample").click().run()

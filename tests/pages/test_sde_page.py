@@ -43,12 +43,25 @@ def test_defaults_draw_forward_and_reverse_views_with_weights_near_target(app_te
     assert any("snr" in e.label for e in at.expander)
 
 
-def test_quality_sweep_and_likelihood_map_run_from_their_buttons(app_test):
-    at = _page(app_test)
+def test_quality_sweep_and_likelihood_map_run_from_their_buttons(open_page):
+    at, _ = open_page("app_pages/sde.py")
     at.multiselect(key="sde_budgets").set_value([20, 50]).run()
     at.select_slider(key="sde_n").set_value(200).run()
+    start = time.time()
     at.button(key="sde_sweep_go").click().run()
+    assert time.time() - start < 20                  # a background job: the click returns at once
+    seen = _until_done(at)
     assert not at.exception, [e.value for e in at.exception]
+    assert not at.error and not at.warning
+    assert seen and seen[0][1] in ("Waiting for a free worker.", "Starting (loading the model)…")
+    # The job ran the page's settings: bench sde's flags rebuild the page's mixture and SDE.
+    from engine.store.runs import read_run
+    argv = read_run(at.session_state["sde_sweep"]["run"]).config["argv"]
+    flags = dict(a.split("=", 1) if "=" in a else (a, None) for a in argv if a.startswith("--"))
+    values = {a: b for a, b in zip(argv, argv[1:]) if a.startswith("--") and "=" not in a}
+    assert argv[:2] == ["bench", "sde"] and values["--particles"] == "200"
+    assert values["--budgets"] == "20,50" and values["--seeds"] == "1" and values["--sde"] == "ve"
+    assert flags["--means"] == "5.0,5.0;-5.0,-5.0" and float(flags["--weights"].split(",")[0]) == 0.8
     names = {t["name"] for s in _specs(at) if s["layout"].get("title", {}).get("text", "").startswith("Weight error")
              for t in s["data"]}
     assert {"reverse SDE (Euler–Maruyama)", "probability-flow ODE (RK45)"} <= names
