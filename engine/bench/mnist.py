@@ -122,7 +122,7 @@ def run(args) -> int:
             model, meta = load_model(args.checkpoint)
             trained = None
         else:
-            cfg = ImageTrainConfig(steps=10**9, batch=64, lr=1e-3, preview_every=0, record_every=100,
+            cfg = ImageTrainConfig(steps=1_000_000, batch=64, lr=1e-3, preview_every=0, record_every=100,
                                    checkpoint_every=10**9, seed=args.seed,
                                    max_minutes=args.minutes if args.budget == "wall" else None,
                                    max_cpu_minutes=args.minutes if args.budget == "cpu" else None)

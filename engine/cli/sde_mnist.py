@@ -13,7 +13,7 @@ import json
 
 from engine.cli.main import number, number_list
 from engine.mnist.sampling import SampleConfig
-from engine.mnist.sde_tasks import MASKS
+from engine.mnist.sde_tasks import INPAINT_JUMP, INPAINT_RESAMPLE, INPAINT_STEPS, MASKS
 from engine.progress import reporter
 from engine.samplers.reverse import SDESamplerConfig
 from engine.store.jobs import JobCancelled, LevelReporter, also_to, save_array
@@ -40,7 +40,13 @@ def add_arguments(p) -> None:
     p.add_argument("--mask", default="bottom", choices=list(MASKS),
                    help="inpaint: which pixels are hidden ("
                    + "; ".join(f"{k}: {v}" for k, v in MASKS.items()).replace("%", "%%") + ")")
-    p.add_argument("--steps", type=int, default=250, help=field_help(SDESamplerConfig, "steps", "inpaint: N"))
+    p.add_argument("--steps", type=int, default=INPAINT_STEPS,
+                   help=field_help(SDESamplerConfig, "steps", "inpaint: N time steps"))
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--jump", type=number(int, 1, 100_000), default=INPAINT_JUMP,
+                   help="inpaint: RePaint resampling, go back up every this many steps (allowed: [1, 100000])")
+    p.add_argument("--resample", type=number(int, 1, 100), default=INPAINT_RESAMPLE,
+                   help="inpaint: passes over each jump (1: plain replacement, no resampling; allowed: [1, 100])")
     p.add_argument("--snr", type=float, default=0.16, help=field_help(SDESamplerConfig, "snr"))
     p.add_argument("--seed", type=int, default=0,
                    help=field_help(SampleConfig, "seed", "seed of the digits chosen, the samples and the noise"))
@@ -63,7 +69,9 @@ def run(args) -> int:
         SampleConfig(n=args.n, seed=args.seed).validate()
         SDESamplerConfig(sampler="pc", steps=args.steps, snr=args.snr).validate()
         torch.set_num_threads(args.threads)
-        loaded = load_score(args.checkpoint, reading="time")
+        from engine.device import pick_device
+
+        loaded = load_score(args.checkpoint, device=pick_device(args.device), reading="time")
     except ValueError as err:
         if args.run_dir:
             mark_failed(args.run_dir, str(err))      # the page's job says why, in one sentence
@@ -124,12 +132,15 @@ def compute(args, score_fn, sde, report) -> tuple[dict, dict]:
         mask = sde_tasks.make_mask(args.mask, args.seed)
         with torch.no_grad(), reporter("inpaint", args.steps, unit="step") as bar:
             comp, nfe = sde_tasks.inpaint(score_fn, sde, digit[None], mask, args.completions,
-                                          args.steps, args.snr, args.seed, progress=report(bar))
+                                          args.steps, args.snr, args.seed, progress=report(bar),
+                                          jump=args.jump, resample=args.resample)
         arrays["completions"] = comp[0]
         out = {"index": args.index, "label": int(data.test_labels[args.index]), "mask": args.mask,
-               "completions": args.completions, "steps": args.steps, "snr": args.snr, "nfe": nfe}
+               "completions": args.completions, "steps": args.steps, "snr": args.snr, "jump": args.jump,
+               "resample": args.resample, "nfe": nfe}
     else:
         with torch.no_grad(), reporter("inpaint", args.steps, unit="step") as bar:
             out = sde_tasks.inpaint_rate(score_fn, sde, args.digits, args.mask, args.completions,
-                                         args.steps, args.snr, args.seed, progress=report(bar))
+                                         args.steps, args.snr, args.seed, progress=report(bar),
+                                         jump=args.jump, resample=args.resample)
     return out, arrays

@@ -144,7 +144,7 @@ def default_sampler(schedule: dict) -> dict:
     """How `sample` reads a checkpoint by default: Heun on the probability-flow ODE for a model
     trained on continuous σ, annealed Langevin on its L levels otherwise (plain for the baseline)."""
     if schedule.get("noise") == "continuous":
-        return {"mode": "heun", "ode_steps": 36}
+        return {"mode": "heun", "ode_steps": 18}   # 35 evaluations; FD flat from 12 to 60 levels
     return {"mode": "annealed" if schedule.get("levels", 1) > 1 else "plain"}
 
 
@@ -171,14 +171,11 @@ def train_mnist(cfg: ImageTrainConfig, run_dir, device: torch.device, resume: bo
     spec = model_spec(cfg)
     model = build_model(spec).to(device)
     start = resume_point(run_dir, device) if resume else None
-    net = model
-    if d.world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    net = d.wrap(model, device)
 
     train = torch.from_numpy(train_np).to(device)
     shard = torch.arange(d.rank, len(train), d.world, device=device)  # this rank's share
-    per_rank = max(1, cfg.batch // d.world)
+    per_rank = d.local_batch(cfg.batch)
     sigmas = torch.tensor(schedule["sigmas"], dtype=torch.float32, device=device)
     g = torch.Generator(device="cpu").manual_seed(cfg.seed * 1000 + d.rank + 7919 * (start.step if start else 0))
     sde = VESDE(schedule["sigma_min"], schedule["sigma_max"]) if schedule["noise"] == "continuous" else None
