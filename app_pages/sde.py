@@ -4,6 +4,7 @@ quality against cost, ODE likelihoods, and inpainting MNIST digits with predicto
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
@@ -243,8 +244,8 @@ with tab_rev:
                                                          lo=-lim, hi=lim, means=base.means),
                         key="sde_rev", config=PLOT)
         st.download_button("Download the paths (GIF)", file_name="reverse-paths.gif",
-                           data=lambda: reverse_gif(base, tuple(res), tuple(names[k] for k in res),
-                                                    tuple(colors[k] for k in res)),
+                           data=partial(reverse_gif, base, tuple(res), tuple(names[k] for k in res),
+                                        tuple(colors[k] for k in res)),   # bound now: runs on click
                            mime=export.GIF_MIME, on_click="ignore", key="sde_gif",
                            help="300 particles of each sampler from the window's first time to the "
                                 "end; drawn when you click.")

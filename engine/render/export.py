@@ -24,10 +24,20 @@ GRID = (225, 225, 225)
 
 
 def _font(size: int):
+    """DejaVu Sans where installed (it has σ), else Pillow's own font."""
     try:
-        return ImageFont.load_default(size=size)
-    except TypeError:                     # Pillow < 10.1: one bitmap size
-        return ImageFont.load_default()
+        return ImageFont.truetype("DejaVuSans.ttf", size)
+    except OSError:
+        try:
+            return ImageFont.load_default(size=size)
+        except TypeError:                 # Pillow < 10.1: one bitmap size
+            return ImageFont.load_default()
+
+
+def _text(font, text: str) -> str:
+    """The text with σ spelled out where the font has no glyph for it."""
+    return text if isinstance(font, ImageFont.FreeTypeFont) and "DejaVu" in (font.getname()[0] or "") \
+        else text.replace("σ", "sigma")
 
 
 def _to_pixels(points: np.ndarray, lo: float, hi: float, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -71,7 +81,7 @@ def trajectory_gif(panels: list[dict], lo: float, hi: float, captions: list[str]
             (ox, oy), = _to_pixels(np.zeros((1, 2)), lo, hi, box)
             draw.line([(box[0], oy), (box[2], oy)], fill=grid)
             draw.line([(ox, box[1]), (ox, box[3])], fill=grid)
-        draw.text((box[0] + 2, 4), str(panel.get("name", "")), fill=ink, font=title_font)
+        draw.text((box[0] + 2, 4), _text(title_font, str(panel.get("name", ""))), fill=ink, font=title_font)
     images = []
     for f in keep:
         image = base.copy()
@@ -86,7 +96,7 @@ def trajectory_gif(panels: list[dict], lo: float, hi: float, captions: list[str]
                 draw.line([(mx - 5, my - 5), (mx + 5, my + 5)], fill=ink, width=2)   # × on top
                 draw.line([(mx - 5, my + 5), (mx + 5, my - 5)], fill=ink, width=2)
         if captions:
-            draw.text((pad, head + size + 5), captions[f], fill=ink, font=caption_font)
+            draw.text((pad, head + size + 5), _text(caption_font, captions[f]), fill=ink, font=caption_font)
         images.append(image)
     durations = [ms_per_frame] * (len(images) - 1) + [1000]
     buf = io.BytesIO()
