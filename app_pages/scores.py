@@ -28,6 +28,7 @@ st.markdown(
 
 HEAT_N = 61   # heat-map grid per side (the browser smooths it; 101 sent 2.7× the bytes)
 ARROW_N = 15  # arrows per side
+PROBE_WEIGHTS = 41  # weights along the probe curves (smooth in w; each is one score evaluation)
 
 
 @st.fragment
@@ -51,7 +52,7 @@ def lab() -> None:
         st.error(str(err))
         return
 
-    probe = probes(5.0, sigma)
+    probe = probes(5.0, sigma, n_weights=PROBE_WEIGHTS)
     if view.startswith("energy"):
         shown, z_title, scale = -data["logp"], "−log p", "Viridis_r"
     else:

@@ -74,14 +74,12 @@ def field_figure(xs, ys, z, points, vectors, *, title: str, z_title: str, colors
 
 def svg_path(x, y, digits: int = 2) -> str:
     """A NaN-separated polyline as an SVG path string "M x,y L x,y … M …" (rounded to `digits`)."""
-    out, pen_down = [], False
-    for a, b in zip(np.asarray(x).tolist(), np.asarray(y).tolist()):
-        if a != a or b != b:
-            pen_down = False
-            continue
-        out.append(f"{'L' if pen_down else 'M'}{a:.{digits}f},{b:.{digits}f}")
-        pen_down = True
-    return "".join(out)
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    pen_down = ok & np.concatenate([[False], ok[:-1]])           # the previous point is drawn too
+    point = f"%.{digits}f,%.{digits}f"
+    template = "".join(("L" if down else "M") + point for down in pen_down[ok].tolist())
+    return template % tuple(np.stack([x[ok], y[ok]], 1).ravel().tolist())   # one C-level format
 
 
 def line_figure(x, series: dict, *, title: str, x_title: str, y_title: str,
