@@ -66,3 +66,25 @@ def test_draw_points_train_on_them_and_see_the_run_with_its_data(browser_page, s
     wait_idle(page, timeout_ms=60_000)
     assert page.get_by_text(f"Your data · {n} points").count() >= 1
     shot(page, "train-run-listed")
+
+
+def test_langevin_trajectories_download_as_a_gif_of_many_frames(browser_page, streamlit_server, tmp_path):
+    """The GIF is drawn on click (a deferred download, no rerun) and decodes to the recorded frames."""
+    import io
+
+    from PIL import Image
+
+    from tests.browser.server import download
+
+    page = browser_page
+    page.goto(f"{streamlit_server}/langevin")
+    wait_idle(page, timeout_ms=120_000)
+    button = page.get_by_role("button", name="Download the trajectories (GIF)")
+    data = download(page, button, tmp_path / "langevin.gif")
+    gif = Image.open(io.BytesIO(data))
+    assert gif.format == "GIF" and gif.n_frames >= 20
+    frames = set()
+    for i in range(0, gif.n_frames, 5):
+        gif.seek(i)
+        frames.add(gif.convert("RGB").tobytes())
+    assert len(frames) > 3                                   # the particles move between frames
