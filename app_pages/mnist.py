@@ -230,6 +230,10 @@ if ncsn_choices:
         except CheckpointError as err:
             st.error(str(err))
             st.stop()
+        if st.session_state.get("_mnist_ckpt_seen", pick.path) != pick.path:
+            for k in ("mnist_T", "mnist_ode_steps"):     # another checkpoint: its own defaults
+                st.session_state.pop(k, None)
+        st.session_state["_mnist_ckpt_seen"] = pick.path
         sch = meta["schedule"]
         default_T = int(sch.get("steps_per_level", 5))
         modes = (["heun"] if sch.get("noise") == "continuous" else []) + ["annealed", "plain"]
