@@ -118,7 +118,8 @@ def points_editor() -> list:
                    "adds to the set. Or upload a CSV with two columns "
                    f"x, y (a header line is fine; at most {MAX_POINTS} points, coordinates within "
                    f"±{POINTS_RANGE:g}).")
-        upload = st.file_uploader("CSV of points", type=["csv", "txt"], key="tr_upload")
+        upload = st.file_uploader("CSV of points", type=["csv", "txt"], key="tr_upload",
+                                  max_upload_size=1)   # MB, refused by the browser; 200 kB checked here
         if upload is not None and st.session_state.get("tr_uploaded") != upload.file_id:
             try:
                 drawn[:] = [tuple(p) for p in points_from_csv(upload.getvalue())]

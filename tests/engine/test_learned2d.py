@@ -6,31 +6,24 @@ import json
 
 import numpy as np
 import pytest
-import torch
-
 from engine.cli.main import main
+from engine.device import one_thread
 from engine.lab import learned2d
 from engine.lab.mixing import run_mix
 from engine.training.toy2d import MAX_POINTS, POINTS_FILE, Train2DConfig, train
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def small_mlp_on_one_thread():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
 def short_ncsn(tmp_path_factory):
     run = tmp_path_factory.mktemp("ncsn") / "run"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         train(Train2DConfig(steps=300, eval_every=0, checkpoint_every=100), run)
-    finally:
-        torch.set_num_threads(before)
     return run
 
 
