@@ -90,14 +90,16 @@ def sde2d_models() -> dict[str, str]:
 
 
 def sde_mnist_models() -> dict[str, str]:
-    """{label: path} of MNIST scores the SDE page can read as SDEs: the tutorial models first,
-    then NCSNs that span a range of σ (a single-σ DSM baseline does not)."""
-    out = {f"{Path(c.path).name} (score-SDE tutorial U-Net, VE σ^t)": c.path
-           for c in shipped("tutorial_unet")}
+    """{label: path} of MNIST scores the SDE page can read as SDEs: NCSNs that span a range of σ
+    first (the shipped ncsn_mnist, trained on continuous σ, is the default; a single-σ DSM baseline
+    is not an SDE model), then the tutorial models."""
+    out = {}
     for c in shipped("ncsn_unet"):
         sched = read_meta(c.path).get("schedule") or {}
         if c.objective == "ncsn" and sched.get("sigma_max", 0) > sched.get("sigma_min", 0) > 0:
             out[f"{Path(c.path).name} (NCSN U-Net read as a VE SDE)"] = c.path
+    out.update({f"{Path(c.path).name} (score-SDE tutorial U-Net, VE σ^t)": c.path
+                for c in shipped("tutorial_unet")})
     return out
 
 

@@ -34,7 +34,7 @@ def _sidecar(tmp_path, name, meta, tensors=None) -> str:
 
 def test_a_diverging_mnist_sampler_stops_with_one_line(tmp_path, capsys):
     line = one_error_line(["sample", "--checkpoint", "checkpoints/ncsn_mnist", "--n", "2",
-                           "--out", str(tmp_path / "g.png"), "--step-size", "1e6",
+                           "--out", str(tmp_path / "g.png"), "--mode", "annealed", "--step-size", "1e6",
                            "--steps-per-level", "1"], capsys, code=3)
     assert "diverged" in line and "smaller step size" in line
 

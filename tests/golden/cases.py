@@ -107,7 +107,7 @@ def ncsn_mnist_samples():
 
 
 def ncsn_mnist_samples_t2():
-    return _cli_sample("ncsn_mnist", 2, 1, "--steps-per-level", "2")
+    return _cli_sample("ncsn_mnist", 2, 1, "--mode", "annealed", "--steps-per-level", "2")
 
 
 def dsm_baseline_samples():

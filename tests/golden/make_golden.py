@@ -16,6 +16,9 @@ Changes recorded so far:
   so the same seed gives other particles from the same law. The numbers recorded before moved,
   unchanged, to mix_annealed_torch, mix_plain_torch and mix_batched_pair_torch, which run the same
   configs on the torch path (fused=False, torch.randn), still there as the reference.
+- ncsn_mnist_samples, ncsn_mnist_samples_t2 (re-recorded for issue 11): checkpoints/ncsn_mnist is a
+  new model (the ResUNet trained on continuous σ on a GPU). The first case runs its default sampler
+  (Heun on the probability-flow ODE), the second annealed Langevin with T = 2 (`--mode annealed`).
 """
 
 from __future__ import annotations
