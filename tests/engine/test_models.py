@@ -179,3 +179,22 @@ def test_tutorial_unet_reads_as_its_tutorial_sde():
     x = torch.rand(2, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(fn(x, 0.4), net(x, 0.4))
+
+
+def test_res_unet_starts_as_the_score_of_a_gaussian_and_keeps_its_preconditioning():
+    """ResUNet's last convolution starts at zero (F = 0), so a fresh net is exactly the score of
+    N(0.5, (σ_d² + σ²) I), whatever σ; after a change of F, s = −x_c/(σ² + σ_d²) + σ_d F/(σ√(σ²+σ_d²))."""
+    from engine.models.registry import build_model
+
+    net = build_model({"kind": "ncsn_unet", "arch": "res", "channels": [4, 8, 8], "blocks": 1,
+                       "embed_dim": 16, "fourier_scale": 1.0})
+    x = torch.rand(3, 1, 28, 28)
+    for sigma in (0.002, 0.5, 16.0):
+        want = -(x - 0.5) / (sigma**2 + 0.25)
+        torch.testing.assert_close(net(x, sigma), want)
+    torch.nn.init.constant_(net.out.bias, 1.0)            # F ≡ 1 now wherever the features vanish
+    torch.nn.init.zeros_(net.out.weight)
+    sigma = torch.tensor([0.1, 1.0, 10.0])
+    s = sigma[:, None, None, None]
+    want = -(x - 0.5) / (s**2 + 0.25) + 0.5 / (s * torch.sqrt(s**2 + 0.25))
+    torch.testing.assert_close(net(x, sigma), want)
