@@ -37,6 +37,8 @@ DATA = {"mixture": "Gaussian mixture (exact score known)", "points": "your own p
         **{k: k for k in SAMPLE_SETS}}
 ACTIVE = ("queued", "starting", "running")
 DEFAULTS = Train2DConfig()
+WIDTHS = {"1 / 1 / 1": (1.0, 1.0, 1.0), "0.5 / 1 / 1.5": (0.5, 1.0, 1.5), "1.5 / 1 / 0.5": (1.5, 1.0, 0.5),
+          "0.5 / 0.5 / 0.5": (0.5, 0.5, 0.5), "2 / 2 / 2": (2.0, 2.0, 2.0)}
 MANIFOLD_TAG = "manifold-experiment"
 COMPARE_COLUMNS = {"run": ("run", "{}"), "objective": ("objective", "{}"), "data": ("data", "{}"),
                    "steps": ("steps", "{}"), "fisher": ("Fisher (data)", "{:.4g}"),
@@ -164,11 +166,18 @@ with st.container(border=True):
     with c1:
         st.markdown("**Data**")
         data = url_state.selectbox("Data", list(DATA), "mixture", format_func=DATA.get, key="tr_data")
-        w, a = 0.8, 5.0
+        w, a, w3, widths = 0.8, 5.0, 0.0, WIDTHS["1 / 1 / 1"]
         if data == "mixture":
             w = url_state.slider("Weight of the mode at (a, a)", 0.05, 0.95, 0.8, 0.05, key="tr_w",
-                                 help="The other mode, at (−a, −a), gets 1 − w; unit variances.")
+                                 help="The mode at (−a, −a) gets 1 − w; with a third mode of weight "
+                                      "w₃ the first two share 1 − w₃ in the ratio w : 1 − w.")
             a = url_state.slider("Mode position a", 1.0, 7.0, 5.0, 0.5, key="tr_a")
+            if url_state.checkbox("A third mode at (a, −a)", False, key="tr_three"):
+                w3 = url_state.slider("Its weight w₃", 0.05, 0.9, 0.2, 0.05, key="tr_w3")
+            widths = WIDTHS[url_state.selectbox("Mode widths (std)", list(WIDTHS), "1 / 1 / 1",
+                                                key="tr_widths",
+                                                help="Standard deviations of the modes at (a, a), "
+                                                     "(−a, −a) and (a, −a).")]
         perturb = url_state.select_slider("Perturb data with N(0, τ²), τ =", [0.0, 0.001, 0.01, 0.05, 0.1],
                                           0.0, key="tr_perturb",
                                           help="A tiny Gaussian perturbation gives data on a curve a "
@@ -217,14 +226,18 @@ with st.container(border=True):
     with b2:
         url_state.copy_link()
 
-means = ((a, a), (-a, -a))
-weights = (w, round(1 - w, 6))
+means = ((a, a), (-a, -a), (a, -a)) if w3 else ((a, a), (-a, -a))
+weights = tuple(round(v, 6) for v in ((1 - w3) * w, (1 - w3) * (1 - w), w3)[:len(means)])
+stds = widths[:len(means)] if any(s != 1.0 for s in widths[:len(means)]) else None   # None: unit
+if data == "mixture" and w3:
+    st.caption("Mixture weights " + " / ".join(f"{v:.3g}" for v in weights) + ", widths "
+               + " / ".join(f"{v:g}" for v in widths) + ".")
 if objective == "ncsn" and (data != "points" or len(points) > 1):
     st.caption(f"NCSNv2 rule for this data: σ_1 ≈ largest pairwise distance = "
-               f"{sigma_rule(data, means, weights, tuple(points)):.3g}.")
+               f"{sigma_rule(data, means, weights, tuple(points), stds):.3g}.")
 
 if started:
-    config = Train2DConfig(data=data, means=means, weights=weights, objective=objective,
+    config = Train2DConfig(data=data, means=means, weights=weights, stds=stds, objective=objective,
                            steps=int(steps), batch=int(batch), lr=float(lr), hidden=int(hidden),
                            depth=int(depth), ema=float(ema), conditioning=conditioning,
                            sigma=float(sigma),

@@ -33,20 +33,21 @@ class PointsError(ValueError):
     """An uploaded or drawn point set that cannot be trained on (one sentence)."""
 
 
-def training_data(name: str, n: int = 2000, means=None, weights=None) -> np.ndarray:
-    """n points of a training set (seed 0): a named sample set, or the mixture (means, weights)."""
+def training_data(name: str, n: int = 2000, means=None, weights=None, stds=None) -> np.ndarray:
+    """n points of a training set (seed 0): a named sample set, or the mixture (means, weights,
+    stds)."""
     g = torch.Generator().manual_seed(0)
     if name == "mixture":
-        return GaussianMixture.create(means, weights).sample(n, g).numpy()
+        return GaussianMixture.create(means, weights, stds).sample(n, g).numpy()
     return sample_set(name, n, g).numpy()
 
 
-def sigma_rule(name: str, means=None, weights=None, points=None) -> float:
+def sigma_rule(name: str, means=None, weights=None, points=None, stds=None) -> float:
     """NCSNv2 technique 1: σ₁ ≈ the largest distance between two training points (`points`: your
     own data set, for name "points")."""
     if name == "points":
         return largest_pairwise_distance(np.asarray(points, dtype=float).reshape(-1, 2))
-    return largest_pairwise_distance(training_data(name, 2000, means, weights))
+    return largest_pairwise_distance(training_data(name, 2000, means, weights, stds))
 
 
 def trained_mixture(meta: dict) -> GaussianMixture | None:

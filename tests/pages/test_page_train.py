@@ -241,3 +241,16 @@ def test_finished_ncsn_run_shows_its_recovered_weights_next_to_the_exact_score(r
     learned = [float(v) for v in rows["learned"].split("|")[2:4]]
     assert sum(learned) == pytest.approx(1.0, abs=1e-3)
     assert any("python -m engine mix --sampler annealed --checkpoint" in c.value for c in at.caption)
+
+
+def test_a_three_mode_mixture_with_unequal_widths_from_the_sliders(runs_root):
+    at = open_train_page()
+    at.checkbox(key="tr_three").check().run()
+    at.selectbox(key="tr_widths").set_value("0.5 / 1 / 1.5").run()
+    at.slider(key="tr_w").set_value(0.6).run()
+    assert any("Mixture weights 0.48 / 0.32 / 0.2" in c.value for c in at.caption)
+    at = start(at, "ncsn", 200)
+    (run,) = run_dirs(runs_root)
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["means"] == [[5.0, 5.0], [-5.0, -5.0], [5.0, -5.0]]
+    assert config["weights"] == pytest.approx([0.48, 0.32, 0.2]) and config["stds"] == [0.5, 1.0, 1.5]
