@@ -248,9 +248,10 @@ if ncsn_choices:
                      "ODE dx/dσ = −σ s(x, σ) by Heun's method: 2n − 1 network evaluations for n "
                      "levels. Plain Langevin runs all L·T steps at the smallest σ with the same ε: "
                      "the score is only trained near the data there.")
-            compare = url_state.checkbox("Compare with the single-σ baseline (same budget)",
-                                         bool(dsm_choices), disabled=not dsm_choices,
-                                         key="mnist_compare")
+            compare = url_state.checkbox(
+                "Compare with the single-σ baseline " + ("(plain Langevin, its own budget)"
+                                                         if sampler == "heun" else "(same budget)"),
+                bool(dsm_choices), disabled=not dsm_choices, key="mnist_compare")
             url_state.copy_link()
         ode = sampler == "heun"
         with c2:
