@@ -96,12 +96,14 @@ def add_selection(chart_key: str) -> None:
     then gets a fresh key, so its selection is cleared for the next stroke."""
     selection = (st.session_state.get(chart_key) or {}).get("selection") or {}
     drawn = st.session_state.setdefault("tr_points", [])
-    known = set(drawn)
+    known, before = set(drawn), len(drawn)
     for pt in selection.get("points", []):
         xy = (round(float(pt["x"]), 3), round(float(pt["y"]), 3))
         if pt.get("curve_number", 0) == 0 and xy not in known and len(drawn) < MAX_POINTS:
             drawn.append(xy)
             known.add(xy)
+    if len(drawn) > before:
+        st.session_state.setdefault("tr_strokes", []).append(len(drawn) - before)
     st.session_state["tr_canvas_n"] = st.session_state.get("tr_canvas_n", 0) + 1
 
 
@@ -129,13 +131,16 @@ def points_editor() -> list:
                 st.error(str(err))
             else:
                 st.session_state["tr_uploaded"] = upload.file_id
+                st.session_state["tr_strokes"] = [len(drawn)]
                 st.rerun()
+        strokes = st.session_state.setdefault("tr_strokes", [])
         b1, b2 = st.columns(2)
-        if b1.button("Undo last", key="tr_undo", disabled=not drawn):
-            drawn.pop()
+        if b1.button("Undo last stroke", key="tr_undo", disabled=not (drawn and strokes)):
+            del drawn[len(drawn) - strokes.pop():]
             st.rerun()
         if b2.button("Clear", key="tr_clear", disabled=not drawn):
             drawn.clear()
+            strokes.clear()
             st.rerun()
         st.caption(f"{len(drawn)} points. Training draws its batches from exactly these points; NCSN's "
                    "smallest σ sets how smooth the learned density is around them.")

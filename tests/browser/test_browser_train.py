@@ -54,6 +54,12 @@ def test_draw_points_train_on_them_and_see_the_run_with_its_data(browser_page, s
     assert n > first
     assert page.get_by_text(f"Your data: {n} points").count()
     shot(page, "train-drawn")
+    page.get_by_role("button", name="Undo last stroke").click()   # takes back the second blob only
+    wait_idle(page, timeout_ms=60_000)
+    assert drawn_count(page) == first
+    canvas = page.locator("[data-testid='stPlotlyChart']").first
+    drag_box(page, canvas, (0.60, 0.62), (0.70, 0.72))
+    assert drawn_count(page) == n
 
     page.get_by_role("button", name="Train", exact=True).click()
     wait_idle(page, timeout_ms=60_000)
