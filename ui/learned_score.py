@@ -11,6 +11,7 @@ from engine.lab.comparison import sample_learned, trained_target
 from engine.lab.mixing import MixConfig
 from engine.render import mixing as render
 from engine.render.base import ANNEALED, LEARNED
+from engine.render.export import CHART_CONFIG
 from engine.store.registry import modified, score2d_runs
 
 EXACT_ONLY = "exact score only"
@@ -56,7 +57,7 @@ def learned_vs_exact(config: MixConfig, exact: dict, *, grid: dict, lim: float, 
                    points=learned["x"][:1000])]
     st.plotly_chart(render.particles_figure(panels, grid["g"], grid["g"], grid["logp"], lo=-lim,
                                             hi=lim, means=means),
-                    key=f"{key}_fig", config={"displaylogo": False})
+                    key=f"{key}_fig", config=CHART_CONFIG)
     st.markdown(render.weights_table(config.weights, {"exact": exact, "learned": learned},
                                      labels=[f"weight {i + 1}" for i in range(len(config.weights))],
                                      corner="score"))
