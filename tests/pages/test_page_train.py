@@ -254,3 +254,21 @@ def test_a_three_mode_mixture_with_unequal_widths_from_the_sliders(runs_root):
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["means"] == [[5.0, 5.0], [-5.0, -5.0], [5.0, -5.0]]
     assert config["weights"] == pytest.approx([0.48, 0.32, 0.2]) and config["stds"] == [0.5, 1.0, 1.5]
+
+
+def test_every_chart_saves_png_at_twice_its_size_without_a_rerun(runs_root):
+    """The camera button of each chart (Plotly's own, in the browser) saves a PNG at scale 2."""
+    from engine.training.toy2d import Train2DConfig, train, write_run_config
+
+    config = Train2DConfig(data="points", points=((0.0, 0.0), (3.0, 1.0), (-2.0, 4.0)), objective="dsm",
+                           steps=20, log_every=10)
+    run = runs_root / "drawn-run"
+    write_run_config(run, "dsm", ["train2d"], config)
+    train(config, run)
+    at = open_train_page()
+    at.selectbox(key="tr_data").set_value("points").run()
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3                                   # canvas, loss, drawn data, fields
+    for chart in charts:
+        assert json.loads(chart.proto.config)["toImageButtonOptions"] == {"format": "png", "scale": 2}
+    assert any(title_of(s) == "Your data · 3 points" for s in plotly_specs(at))
