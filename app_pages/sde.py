@@ -10,9 +10,8 @@ from pathlib import Path
 import streamlit as st
 
 from engine.lab.sde_mixing import SDEMixConfig
-from engine.lab.sde_views import (classify, forward_view, likelihood_view, masked_digit,
-                                  paths_until, projected_view,
-                                  reverse_view, reverse_window)
+from engine.lab.sde_views import (classify, forward_view, masked_digit, paths_until,
+                                  projected_view, reverse_view, reverse_window)
 from engine.models.score import load_score
 from engine.mnist.sde_tasks import MASKS
 from engine.render import export
@@ -47,7 +46,6 @@ forward_view = st.cache_data(max_entries=32, show_spinner=False)(forward_view)
 projected_view = st.cache_data(max_entries=32, show_spinner=False)(projected_view)
 reverse_view = st.cache_data(max_entries=48, show_spinner=False)(reverse_view)
 reverse_window = st.cache_data(max_entries=32, show_spinner=False)(reverse_window)
-likelihood_view = st.cache_data(max_entries=8, show_spinner=False)(likelihood_view)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -78,6 +76,26 @@ def load_mnist_model(path: str):
 BPD_REFERENCES = ("For reading the number: a uniform model over the 256 pixel values scores "
                   "exactly 8 bits/dim; published score-based models reach about 1–2 on MNIST. "
                   "Lower is better.")
+
+
+def density_maps(run_dir: str) -> dict:
+    """A finished density-map job's arrays and figures (likelihood_view's), or {"error": one
+    sentence} for a job that ended otherwise or whose files are damaged."""
+    info = job_infos({"": run_dir})[""]
+    if info.state != "finished":
+        return {"error": ended_sentence(info, "The density map")}
+    maps = {name: read_array(Path(run_dir) / f"{name}.npy") for name in ("grid", "ode", "exact")}
+    r = read_json(Path(run_dir) / "result.json", None)
+    try:
+        figures = {"nfe": int(r["nfe"]), "seconds": float(r["seconds"]),
+                   "near_error": float(r["near_error"])}
+        n = len(maps["grid"])
+        ok = maps["ode"].shape == maps["exact"].shape == (n, n)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        ok = False
+    if not ok:
+        return {"error": "The density map's files cannot be read; press the button again."}
+    return {**maps, **figures}
 
 
 def inpaint_result(run_dir: str) -> dict:
@@ -345,24 +363,33 @@ with tab_lik:
             label = st.selectbox("Learned model", list(ckpts), key="sde_lik_model")
         with c2:
             res_n = url_state.select_slider("Grid", [16, 24, 32, 48], 24, key="sde_lik_n")
-        if st.button("Compute the ODE log-density map", key="sde_lik_go", type="primary"):
-            with st.spinner("Integrating the ODE from every grid point…"):
-                st.session_state["sde_lik"] = (label, res_n, likelihood_view(ckpts[label], res_n))
-        stored = st.session_state.get("sde_lik")
-        if stored is None:
-            st.info("Press the button: the ODE runs from each of the grid's points (a few seconds).")
-        else:
-            lbl, nn_, m = stored
-            if (lbl, nn_) != (label, res_n):
-                st.caption("Maps below are for an earlier choice; press the button to update.")
-            st.plotly_chart(render_sde.likelihood_figure(m), key="sde_lik_maps", config=PLOT)
-            st.markdown(
-                f"ODE: {m['nfe']} function evaluations, {m['seconds']:.1f} s for {nn_ * nn_} points. "
-                f"Mean |ODE − exact| where p is within 6 nats of its peak: "
-                f"**{m['near_error']:.3f} nats**. Far from the "
-                "data the model was never trained and the maps disagree — the same low-density "
-                "problem the seeds describe for Langevin dynamics. "
-                "`python -m engine nll --checkpoint …` gives the mean NLL on samples.")
+        if st.button("Compute the ODE log-density map", key="sde_lik_go", type="primary",
+                     help="Runs in the background (seconds to a minute); the page stays usable."):
+            supersede({"": st.session_state["sde_lik"]["run"]} if "sde_lik" in st.session_state else None)
+            run = start_job(None, ["nll", "--checkpoint", ckpts[label], "--grid", str(res_n)],
+                            name="sde-density-map", sub=COMPUTED, out_flag="--run-dir", announce=False)
+            if run is not None:
+                st.session_state["sde_lik"] = {"key": (label, res_n), "run": str(run)}
+        job = st.session_state.get("sde_lik")
+        if job is None:
+            st.info("Press the button: the ODE runs from each of the grid's points (seconds to a "
+                    "minute, in the background).")
+        elif not follow_jobs({"ODE log-density map": job["run"]}, key="sde_lik_job"):
+            m = density_maps(job["run"])
+            if "error" in m:
+                st.warning(m["error"])
+            else:
+                nn_ = len(m["grid"])
+                if job["key"] != (label, res_n):
+                    st.caption("Maps below are for an earlier choice; press the button to update.")
+                st.plotly_chart(render_sde.likelihood_figure(m), key="sde_lik_maps", config=PLOT)
+                st.markdown(
+                    f"ODE: {m['nfe']} function evaluations, {m['seconds']:.1f} s for {nn_ * nn_} points. "
+                    f"Mean |ODE − exact| where p is within 6 nats of its peak: "
+                    f"**{m['near_error']:.3f} nats**. Far from the "
+                    "data the model was never trained and the maps disagree — the same low-density "
+                    "problem the seeds describe for Langevin dynamics. "
+                    "`python -m engine nll --checkpoint …` gives the mean NLL on samples.")
 
 with tab_mnist:
     models = sde_mnist_models()

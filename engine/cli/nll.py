@@ -41,6 +41,13 @@ def add_arguments(p) -> None:
                    help="Hutchinson trace estimate (one Rademacher probe) instead of the exact trace")
     p.add_argument("--rtol", type=float, default=1e-5, help=field_help(SDESamplerConfig, "rtol"))
     p.add_argument("--atol", type=float, default=1e-5, help=field_help(SDESamplerConfig, "atol"))
+    p.add_argument("--grid", type=number(int, 2, 200), default=None,
+                   help="with --checkpoint: the ODE log-density on an N×N grid around the mixture next "
+                        "to the exact one (the SDEs page's map) instead of the NLL of samples "
+                        "(allowed: [2, 200])")
+    p.add_argument("--run-dir", default=None,
+                   help="with --grid: a job folder (the SDEs page's background job): progress, "
+                        "result.json and grid/ode/exact.npy go there; a cancel stops it")
 
 
 def run(args) -> int:
@@ -50,6 +57,8 @@ def run(args) -> int:
 
     if args.exact_score == bool(args.checkpoint):
         raise ValueError("Give exactly one of --exact-score (with --means/--weights) or --checkpoint PATH.")
+    if args.grid is not None or args.run_dir:
+        return density_map(args)
     # The SDE's parameters, the tolerances and the seed: checked where their ranges live.
     SDEMixConfig(sampler="ode", sde=args.sde, sigma_min=args.sigma_min, sigma_max=args.sigma_max,
                  beta_min=args.beta_min, beta_max=args.beta_max, rtol=args.rtol, atol=args.atol,
@@ -96,4 +105,42 @@ def run(args) -> int:
         "seconds": round(seconds, 3),
     }
     print(json.dumps(out))
+    return 0
+
+
+def density_map(args) -> int:
+    """--grid N: engine.lab.sde_views.likelihood_view as JSON (and, with --run-dir, a job folder)."""
+    from engine.lab.sde_views import likelihood_view
+    from engine.store.jobs import JobCancelled, LevelReporter, save_array
+    from engine.store.runs import mark_failed
+
+    if not args.checkpoint or args.grid is None:
+        message = "--grid N needs --checkpoint PATH (and --run-dir needs --grid N)."
+        if args.run_dir:
+            mark_failed(args.run_dir, message)
+        raise ValueError(message)
+    job = LevelReporter(args.run_dir, unit="%") if args.run_dir else None
+    try:
+        with reporter("density map", 1.0, unit="ODE time") as bar:   # the share of [eps, T]
+
+            def report(fraction):
+                bar.update(fraction)
+                if job is not None:
+                    job(round(100 * fraction, 1), 100)
+            out = likelihood_view(args.checkpoint, args.grid, progress=report)
+    except JobCancelled:
+        job.cancelled()
+        return 0
+    except ValueError as err:
+        if job is not None:
+            job.failed(str(err))
+        raise
+    figures = {"nfe": int(out["nfe"]), "seconds": round(float(out["seconds"]), 3),
+               "near_error": round(float(out["near_error"]), 5), "grid": args.grid,
+               "checkpoint": str(args.checkpoint)}
+    if job is not None:
+        for name in ("grid", "ode", "exact"):
+            save_array(job.dir / f"{name}.npy", out[name])
+        job.finished(f"{args.grid}×{args.grid} density map done.", **figures)
+    print(json.dumps(figures))
     return 0

@@ -142,14 +142,16 @@ def marginal_grid(mixture: GaussianMixture, sde: SDE, t: float, lo: float, hi: f
 
 
 def likelihood_maps(score_fn, sde: SDE, mixture: GaussianMixture, lo: float, hi: float,
-                    n: int = 32, rtol: float = 1e-5, atol: float = 1e-5) -> dict:
-    """ODE log-density of a (learned) score model on an n×n grid next to the exact log p."""
+                    n: int = 32, rtol: float = 1e-5, atol: float = 1e-5, progress=None) -> dict:
+    """ODE log-density of a (learned) score model on an n×n grid next to the exact log p
+    (progress: ode_log_likelihood's, the share of the time range integrated)."""
     from engine.sde.likelihood import ode_log_likelihood
 
     g = torch.linspace(lo, hi, n, dtype=torch.float64)
     xx, yy = torch.meshgrid(g, g, indexing="xy")
     pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
     start = time.perf_counter()
-    res = ode_log_likelihood(score_fn, pts, sde, exact_trace=True, rtol=rtol, atol=atol)
+    res = ode_log_likelihood(score_fn, pts, sde, exact_trace=True, rtol=rtol, atol=atol,
+                             progress=progress)
     return {"grid": g, "ode": res.log_p.reshape(n, n), "exact": mixture.log_prob(pts).reshape(n, n),
             "nfe": res.nfe, "seconds": time.perf_counter() - start}

@@ -96,14 +96,15 @@ def paths_until(run: dict, t_cut: float) -> np.ndarray:
     return run["frames"][keep] if keep.sum() >= 2 else run["frames"][-2:]
 
 
-def likelihood_view(path: str, n: int) -> dict:
+def likelihood_view(path: str, n: int, progress=None) -> dict:
     """The probability-flow ODE log-density of a learned time-conditional 2D score on an n×n grid
     around its training mixture, next to the exact log p: grid, ode, exact, nfe, seconds, and
-    near_error: mean |ODE − exact| where p is within 6 nats of its peak."""
+    near_error: mean |ODE − exact| where p is within 6 nats of its peak. (The SDEs page runs it
+    as a job: `python -m engine nll --checkpoint PATH --grid N --run-dir DIR`.)"""
     model = load_score(path, reading="time")
     mix = GaussianMixture.from_dict(model.meta["data"]["mixture"])
     lim = max(abs(v) for m in mix.means for v in m) + 4.0
-    out = likelihood_maps(model.score_fn, model.sde, mix, -lim, lim, n=n)
+    out = likelihood_maps(model.score_fn, model.sde, mix, -lim, lim, n=n, progress=progress)
     out = {k: (v.numpy() if torch.is_tensor(v) else v) for k, v in out.items()}
     inside = out["exact"] > out["exact"].max() - 6
     out["near_error"] = float(np.abs(out["ode"] - out["exact"])[inside].mean())

@@ -311,12 +311,16 @@ def job_progress(info: RunInfo) -> str:
         return info.message or info.state
     done = status.get("done")
     whole = not _number(done) or float(done).is_integer()
-    parts = [f"{unit} {info.step} of {info.total}" if whole
-             else f"{100 * job_fraction(info):.0f}% of {info.total} {unit}s"]
+    if unit == "%":
+        parts = [f"{100 * job_fraction(info):.0f}% done"]
+    else:
+        parts = [f"{unit} {info.step} of {info.total}" if whole
+                 else f"{100 * job_fraction(info):.0f}% of {info.total} {unit}s"]
     if _number(seconds):
         parts.append(f"{format_seconds(seconds)} elapsed")
     if _number(eta) and _number(per):
-        parts.append(f"about {format_seconds(eta)} left ({per:.2f} s per {unit}, measured)")
+        parts.append(f"about {format_seconds(eta)} left" + ("" if unit == "%" else
+                                                            f" ({per:.2f} s per {unit}, measured)"))
     return " · ".join(parts)
 
 

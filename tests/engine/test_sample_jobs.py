@@ -174,3 +174,29 @@ def test_computing_jobs_keep_the_newest_ended_folders_only(tmp_path):
     manager.prune()                                  # job0 is queued: kept whatever its age
     assert [d.exists() for d in ended] == [True, False, True, True]
     assert JobManager(tmp_path / "runs").keep_ended is None   # training runs: never pruned
+
+
+def test_nll_density_map_job_writes_the_page_s_arrays(tmp_path, capsys):
+    from pathlib import Path
+
+    from engine.cli import main as cli
+    from engine.lab.sde_views import likelihood_view
+
+    ckpt = Path(__file__).resolve().parents[2] / "checkpoints" / "sde2d_seeds_ve"
+    if not ckpt.with_suffix(".json").exists():
+        pytest.skip("no shipped 2D SDE checkpoint")
+    run_dir = tmp_path / "job"
+    run_dir.mkdir()
+    assert cli.main(["nll", "--checkpoint", str(ckpt), "--grid", "4", "--run-dir", str(run_dir)]) == 0
+    info = read_run(run_dir)
+    assert info.state == "finished" and info.status["unit"] == "%" and job_progress(info)
+    direct = likelihood_view(str(ckpt), 4)
+    for name in ("grid", "ode", "exact"):
+        assert np.allclose(read_array(run_dir / f"{name}.npy"), direct[name], atol=1e-5)
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["nfe"] == direct["nfe"] and result["near_error"] == pytest.approx(direct["near_error"], abs=1e-4)
+    capsys.readouterr()
+    assert cli.main(["nll", "--exact-score", "--means", "5,5", "--weights", "1", "--run-dir",
+                     str(tmp_path / "other")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--grid" in err[0]

@@ -70,7 +70,10 @@ def test_quality_sweep_and_likelihood_map_run_from_their_buttons(open_page):
         pytest.skip("no shipped 2D SDE checkpoint")
     at.select_slider(key="sde_lik_n").set_value(16).run()
     at.button(key="sde_lik_go").click().run()
+    seen = _until_done(at)
     assert not at.exception, [e.value for e in at.exception]
+    assert not at.error and not at.warning
+    assert seen and all(re.match(r"(Waiting|Starting|\d+% done)", text) for _, text in seen), seen
     maps = [s for s in _specs(at) if any(t["type"] == "heatmap" for t in s["data"])
             and any("ODE log" in a.get("text", "") for a in s["layout"].get("annotations", []))]
     assert len(maps) == 1
