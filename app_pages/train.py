@@ -269,8 +269,10 @@ def live_preview(info) -> None:
     st.plotly_chart(render_train.preview_figure(pv), key=f"tr_preview_{info.dir.name}",
                     config=CHART_CONFIG)
     text = ("Watching it learn: 500 particles of a short annealed Langevin run (20 steps per level) "
-            "with the latest checkpoint, and its field next to the exact one; redrawn each time the "
-            f"run saves (every {info.config.get('config', {}).get('checkpoint_every', '?')} steps).")
+            "with the latest checkpoint, and its field at its smallest σ"
+            + (" next to the exact one" if "exact" in pv["field"] else " over the training data")
+            + f"; redrawn each time the run saves (every "
+              f"{info.config.get('config', {}).get('checkpoint_every', '?')} steps).")
     if "mode_weights" in pv:
         text += (" Weights so far: " + ", ".join(f"{w:.2f}" for w in pv["mode_weights"])
                  + " (target " + ", ".join(f"{w:.2f}" for w in pv["target_weights"]) + ").")
