@@ -20,10 +20,8 @@ from engine.store.jobs import JobManager, job_fraction, job_progress
 from engine.store.runs import FINAL_STATES, RunInfo, read_run
 
 COMPUTED = "computed"          # subfolder of the runs folder for the pages' computing jobs
+KEEP_COMPUTED = 40             # ended computing jobs kept on disk (older ones are deleted)
 POLL_SECONDS = 1.0
-
-
-KEEP_COMPUTED = 40            # ended computing jobs kept on disk (older ones are deleted)
 
 
 @st.cache_resource(show_spinner=False)
@@ -47,15 +45,16 @@ def computing_threads() -> int:
 
 def start_job(config, argv: list[str], name: str, record: dict | None = None, sub: str = "",
               out_flag: str = "--out", announce: bool = True) -> Path | None:
-    """Validate `config` (if any) and queue `python -m engine ARGV` (in the manager of `sub`): one error
-    line on the page for a bad value or a full queue (both ValueErrors), else (if `announce`) one
-    success line. The run folder, or None."""
+    """Validate `config` (if any) and queue `python -m engine ARGV` (in the manager of `sub`): one
+    error line on the page for a bad value or a full queue (both ValueErrors), else (if `announce`)
+    one success line. The run folder, or None."""
     try:
         if config is not None:
             config.validate()
         extra = {"out_flag": out_flag, "threads": computing_threads()} if sub == COMPUTED else {}
-        run_dir = job_manager(sub).submit(argv, name=name, **extra,
-                                          config=record if record is not None or config is None else config.to_dict())
+        if record is None and config is not None:
+            record = config.to_dict()
+        run_dir = job_manager(sub).submit(argv, name=name, config=record, **extra)
     except ValueError as err:
         st.error(str(err))
         return None
@@ -84,8 +83,11 @@ def active(infos: dict[str, RunInfo]) -> bool:
 def ended_sentence(info: RunInfo, what: str = "The job") -> str:
     """One sentence for a job that ended without a result."""
     if info.state == "cancelled":
-        return f"{what} was cancelled" + (f" after {info.status.get('unit', 'step')} {info.step} of "
-                                          f"{info.total}." if info.step else ".")
+        unit = info.status.get("unit", "step")
+        if not info.step:
+            return f"{what} was cancelled."
+        return f"{what} was cancelled " + (f"{info.step}% of the way." if unit == "%" else
+                                           f"after {unit} {info.step} of {info.total}.")
     if info.state == "failed":
         return info.message or f"{what} failed."
     if info.state == "interrupted":

@@ -251,7 +251,8 @@ class LevelReporter:
     def cancelled(self) -> None:
         self.writer.status("cancelled", step=int(self.done), total=self.total, unit=self.unit,
                            seconds=self.seconds, eta_seconds=None,
-                           message=f"Cancelled after {self.unit} {int(self.done)} of {self.total}.")
+                           message=f"Cancelled {int(self.done)}% of the way." if self.unit == "%"
+                           else f"Cancelled after {self.unit} {int(self.done)} of {self.total}.")
 
     def failed(self, message: str) -> None:
         self.writer.status("failed", step=int(self.done), total=self.total, unit=self.unit,
