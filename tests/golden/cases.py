@@ -131,7 +131,9 @@ def tutorial_inpaint():
     score_fn, sde = loaded.score_fn, loaded.sde
     images = to_float(load_mnist().test_images[:1])
     with torch.no_grad():
-        out, _ = inpaint(score_fn, sde, images, make_mask("bottom"), completions=1, steps=20, seed=0)
+        # jump=1, resample=1: replacement only, as recorded (RePaint resampling is the default now).
+        out, _ = inpaint(score_fn, sde, images, make_mask("bottom"), completions=1, steps=20, seed=0,
+                         jump=1, resample=1)
     return out
 
 
