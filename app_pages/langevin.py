@@ -19,6 +19,7 @@ from ui import learned_score, url_state
 N_FRAMES = 40          # animation frames after the initial one
 ANIM_PARTICLES = 200   # particles shown in the animation
 N_TRAJ = 4             # trajectories drawn on the final-particles figure
+DENSITY_N = 60         # density grid per side for the contour lines (smooth: 60² is plenty)
 SHOW_PARTICLES = 300   # final particles drawn per panel (all are used for the numbers); SVG: DOM nodes
 STEP_SIZES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 # The fused exact-score kernel samples 2 × 2000 particles × 1000 steps in ~40 ms: the default
@@ -56,7 +57,7 @@ def figure_specs(keys: tuple, names: tuple, means: tuple, w: float, lim: float, 
     """The particle figures as Plotly dicts, cached like the samples they draw; the animation
     (all its frames) only when asked for."""
     found = {name: out for name, out in zip(names, map(_sample, keys)) if "error" not in out}
-    return render.langevin_figures(found, contours(means, (w, 1.0 - w), -lim, lim), lim=lim,
+    return render.langevin_figures(found, contours(means, (w, 1.0 - w), -lim, lim, DENSITY_N), lim=lim,
                                    means=means, steps=steps, colors=COLORS, label_by=ANNEALED,
                                    n_traj=N_TRAJ, shown=SHOW_PARTICLES, animate=animate)
 
@@ -160,7 +161,7 @@ def lab() -> None:
     # A trained score (Train page) in place of the exact one, sampled with the same settings.
     if ANNEALED in results:
         learned_score.learned_vs_exact(configs[ANNEALED], results[ANNEALED],
-                                       grid=contours(means, (w, 1.0 - w), -lim, lim), lim=lim,
+                                       grid=contours(means, (w, 1.0 - w), -lim, lim, DENSITY_N), lim=lim,
                                        means=means, name=ANNEALED, key="lv_learned")
 
 
