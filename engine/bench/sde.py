@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 
 from engine.lab.mixing import MixConfig, run_mix
 from engine.lab.sde_mixing import SDEMixConfig, run_sde_mix
@@ -112,7 +113,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from engine.targets import parse_numbers, parse_points
 
-    from engine.store.jobs import JobCancelled, LevelReporter, also_to
+    from engine.store.jobs import LevelReporter, also_to
     from engine.store.runs import mark_failed
 
     try:
@@ -128,12 +129,10 @@ def run(args) -> int:
     budgets = tuple(int(b) for b in args.budgets.split(",") if b.strip())
     start = time.perf_counter()
     job = LevelReporter(args.run_dir, unit="point") if args.run_dir else None
-    try:
-        with reporter("bench sde", 0, unit="point") as bar:
-            rows = nfe_sweep(base, budgets=budgets, seeds=tuple(range(args.seeds)),
-                             progress=also_to(job, bar.callback()))
-    except JobCancelled:
-        job.cancelled()
+    with reporter("bench sde", 0, unit="point") as bar, job or nullcontext():
+        rows = nfe_sweep(base, budgets=budgets, seeds=tuple(range(args.seeds)),
+                         progress=also_to(job, bar.callback()))
+    if job is not None and job.stopped:
         return 0
     if job is not None:
         job.finished(f"{len(rows)} points measured.", rows=rows, sde=args.sde, seeds=args.seeds)

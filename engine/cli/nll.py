@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 
 import torch
 
@@ -111,7 +112,7 @@ def run(args) -> int:
 def density_map(args) -> int:
     """--grid N: engine.lab.sde_views.likelihood_view as JSON (and, with --run-dir, a job folder)."""
     from engine.lab.sde_views import likelihood_view
-    from engine.store.jobs import JobCancelled, LevelReporter, save_array
+    from engine.store.jobs import LevelReporter, save_array
     from engine.store.runs import mark_failed
 
     if not args.checkpoint or args.grid is None:
@@ -120,21 +121,15 @@ def density_map(args) -> int:
             mark_failed(args.run_dir, message)
         raise ValueError(message)
     job = LevelReporter(args.run_dir, unit="%") if args.run_dir else None
-    try:
-        with reporter("density map", 1.0, unit="ODE time") as bar:   # the share of [eps, T]
+    with reporter("density map", 1.0, unit="ODE time") as bar, job or nullcontext():
 
-            def report(fraction):
-                bar.update(fraction)
-                if job is not None:
-                    job(round(100 * fraction, 1), 100)
-            out = likelihood_view(args.checkpoint, args.grid, progress=report)
-    except JobCancelled:
-        job.cancelled()
+        def report(fraction):                     # the share of [eps, T] integrated
+            bar.update(fraction)
+            if job is not None:
+                job(round(100 * fraction, 1), 100)
+        out = likelihood_view(args.checkpoint, args.grid, progress=report)
+    if job is not None and job.stopped:
         return 0
-    except ValueError as err:
-        if job is not None:
-            job.failed(str(err))
-        raise
     figures = {"nfe": int(out["nfe"]), "seconds": round(float(out["seconds"]), 3),
                "near_error": round(float(out["near_error"]), 5), "grid": args.grid,
                "checkpoint": str(args.checkpoint)}

@@ -9,6 +9,7 @@ grid.png (at slide size) and result.json; a cancel stops it after the level in p
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 from engine.mnist.sampling import SampleConfig
@@ -35,9 +36,8 @@ def run(args) -> int:
     from engine.device import pick_device
     from engine.mnist.sampling import sample_images
     from engine.render.images import slide_grid_png
-    from engine.samplers.langevin import SamplerDiverged
     from engine.store.checkpoints import load_model
-    from engine.store.jobs import JobCancelled, LevelReporter, also_to, save_array
+    from engine.store.jobs import LevelReporter, also_to, save_array
     from engine.store.runs import mark_failed
 
     cfg = config_from_args(SampleConfig, args)
@@ -57,19 +57,12 @@ def run(args) -> int:
             mark_failed(args.run_dir, str(err))
         raise
     job = LevelReporter(args.run_dir) if args.run_dir else None
-    terminal = progress.reporter("sample", 0, unit="level")   # stderr: a bar, or periodic lines
-    try:
+    # stderr: a bar, or periodic lines; the job folder: status, current.npy, cancel
+    with progress.reporter("sample", 0, unit="level") as terminal, job or nullcontext():
         out = sample_images(model, meta, cfg, device=device, progress=also_to(job, terminal.callback()))
-    except JobCancelled:
-        job.cancelled()
+    if job is not None and job.stopped:
         print(json.dumps({"cancelled": True, "levels_done": job.done}))
         return 0
-    except (SamplerDiverged, ValueError) as err:
-        if job is not None:
-            job.failed(str(err))
-        raise
-    finally:
-        terminal.close()
     nrow = int(np.ceil(np.sqrt(cfg.n)))
     summary = {"n": cfg.n, "seconds": round(out.seconds, 2), "cpu_seconds": round(out.cpu_seconds, 2),
                "nfe": out.nfe, "device": str(device), **out.schedule}

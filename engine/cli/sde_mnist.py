@@ -10,13 +10,14 @@ The checkpoint is read as a function of time (a tutorial_unet, or an ncsn_unet a
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 
 from engine.cli.main import number, number_list
 from engine.mnist.sampling import SampleConfig
 from engine.mnist.sde_tasks import INPAINT_JUMP, INPAINT_RESAMPLE, INPAINT_STEPS, MASKS
 from engine.progress import reporter
 from engine.samplers.reverse import SDESamplerConfig
-from engine.store.jobs import JobCancelled, LevelReporter, also_to, save_array
+from engine.store.jobs import LevelReporter, also_to, save_array
 from engine.training.flags import field_help
 
 TEST_DIGITS = 10_000
@@ -82,15 +83,10 @@ def run(args) -> int:
 
     def report(bar):           # the terminal's bar, and the job folder's status
         return also_to(job, bar.callback())
-    try:
+    with job or nullcontext():
         out, arrays = compute(args, score_fn, sde, report)
-    except JobCancelled:
-        job.cancelled()
+    if job is not None and job.stopped:
         return 0
-    except ValueError as err:
-        if job is not None:
-            job.failed(str(err))
-        raise
     out["checkpoint"] = str(args.checkpoint)
     out["sde"] = sde.describe()
     if job is not None:

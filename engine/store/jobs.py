@@ -210,7 +210,11 @@ class LevelReporter:
     """`reporter(done, total, images=None)`: the progress callback a job's worker hands to the
     engine (sample_images' `progress`). Writes current.npy and status.json with the measured
     seconds per unit and the ETA; raises JobCancelled once a cancel was asked for (cancel file or
-    SIGTERM), so the job stops after the unit in progress."""
+    SIGTERM), so the job stops after the unit in progress.
+
+    Used as `with job:` around the work: JobCancelled ends there in the state "cancelled" (and
+    `job.stopped` is True), an error a user can cause (ValueError, a diverging sampler's
+    RuntimeError) in "failed" with its sentence before it propagates to the CLI."""
 
     def __init__(self, run_dir, total: int = 0, unit: str = "level", every_seconds: float = 0.25):
         self.dir = Path(run_dir)
@@ -219,6 +223,7 @@ class LevelReporter:
         self.done, self.total = 0, total
         self.every = every_seconds          # fast units: files rewritten at most this often
         self.start = self._written = time.perf_counter()
+        self.stopped = False
         self.writer.status("running", step=0, total=total, unit=unit, seconds=0.0,
                            message=f"started, {total} {unit}s to go" if total else "started")
 
@@ -241,6 +246,18 @@ class LevelReporter:
                            sec_per_unit=elapsed / self.done if self.done else None,
                            eta_seconds=eta_seconds(self.done, self.total, elapsed),
                            message=f"{self.unit} {int(self.done)} of {self.total}")
+
+    def __enter__(self) -> "LevelReporter":
+        return self
+
+    def __exit__(self, kind, err, tb) -> bool:
+        if kind is JobCancelled:
+            self.cancelled()
+            self.stopped = True
+            return True
+        if kind is not None and issubclass(kind, (ValueError, RuntimeError)):
+            self.failed(str(err))
+        return False
 
     def finished(self, message: str, **result) -> None:
         """result.json (with the elapsed seconds), then the final state."""

@@ -200,3 +200,17 @@ def test_nll_density_map_job_writes_the_page_s_arrays(tmp_path, capsys):
                      str(tmp_path / "other")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--grid" in err[0]
+
+
+def test_a_diverging_sampling_job_ends_failed_with_its_sentence(tmp_path, capsys):
+    from engine.cli import main as cli
+
+    _tiny_checkpoint(tmp_path / "m")
+    run_dir = tmp_path / "job"
+    code = cli.main(["sample", "--checkpoint", str(tmp_path / "m"), "--n", "2", "--mode", "annealed",
+                     "--step-size", "1e6", "--steps-per-level", "1", "--device", "cpu",
+                     "--run-dir", str(run_dir)])
+    assert code == 3
+    info = read_run(run_dir)
+    assert info.state == "failed" and "diverged" in info.message and "\n" not in info.message
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
