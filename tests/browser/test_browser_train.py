@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.browser.server import browser_page, chromium, streamlit_server, wait_idle  # noqa: F401
+from tests.browser.server import wait_idle   # the fixtures come from tests/conftest.py (one Playwright per session)
 
 SHOTS = os.environ.get("SCORELAB_SHOTS")
 
