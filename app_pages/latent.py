@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from engine.render import export
 from engine.render import vae as render_vae
 from engine.render.images import grid_png, zip_of_pngs
 from engine.store.checkpoints import CheckpointError
@@ -104,7 +105,7 @@ else:
                                key=f"dl_zip_{side}")
             if view.history:
                 st.plotly_chart(render_vae.elbo_terms_figure(view.history, height=260),
-                                key=f"terms_{side}")
+                                key=f"terms_{side}", config=export.CHART_CONFIG)
     if rows:
         st.markdown(render_vae.comparison_table(rows))
         st.caption("Equal budget = the same steps and batch size. The implicit encoder's entropy "
@@ -128,7 +129,7 @@ else:
         st.error(str(err))
     else:
         m1.image(grid_png(digit[None], scale=4), caption=f"test digit #{index} (binarised)")
-        m2.plotly_chart(render_vae.latent_map_figure(dmap), key="vae_map")
+        m2.plotly_chart(render_vae.latent_map_figure(dmap), key="vae_map", config=export.CHART_CONFIG)
         m2.caption("Dots: 500 encoder samples z ~ q(z|x). Arrows: "
                    + ("the learned score s_ψ(z, x) that drives the entropy gradient."
                       if dmap.learned else "the Gaussian encoder's exact score −(z − μ)/σ²."))
@@ -164,7 +165,8 @@ def training_runs() -> None:
         jobs.cancel(info.dir)
     history = term_history(info.dir / "model")
     if history:
-        st.plotly_chart(render_vae.elbo_terms_figure(history, height=260), key="vae_run_terms")
+        st.plotly_chart(render_vae.elbo_terms_figure(history, height=260), key="vae_run_terms",
+                        config=export.CHART_CONFIG)
     else:
         st.caption("The ELBO terms appear after the first evaluation (every 250 steps by default).")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from engine.render import export
 from engine.store.checkpoints import CheckpointError, read_meta
 from engine.store.registry import (example_png, image_runs, loss_records, modified, preview_png,
                                    runs_started_with, shipped)
@@ -183,7 +184,7 @@ def show_result(title: str, res: dict) -> None:
     m2.metric("Mean confidence", f"{q['mean_confidence']:.2f}",
               help="Average top-class probability of the classifier.")
     m3.metric("Classes present", f"{q['classes_present']}/10")
-    st.plotly_chart(class_counts_figure(q["class_counts"]), key=f"hist_{slug}")
+    st.plotly_chart(class_counts_figure(q["class_counts"]), key=f"hist_{slug}", config=export.CHART_CONFIG)
 
 
 def live_grid(title: str, info) -> None:
@@ -425,7 +426,7 @@ def training_runs() -> None:
             if recs:
                 c1.plotly_chart(render_train.loss_figure([render_train.loss_curve(recs, "loss")],
                                                          title="Loss", height=180, log_y=True),
-                                key=f"loss_{info.dir.name}")
+                                key=f"loss_{info.dir.name}", config=export.CHART_CONFIG)
                 last = recs[-1].get("loss_per_level") or []
                 try:
                     sig = read_meta(info.dir / "model")["schedule"]["sigmas"]
@@ -435,7 +436,7 @@ def training_runs() -> None:
                 if any(v is not None for v in per_sigma.values()):
                     c2.plotly_chart(render_train.per_sigma_figure(
                         per_sigma, title="Loss per σ (latest records)", log_y=False, mode="markers",
-                        height=180), key=f"persig_{info.dir.name}")
+                        height=180), key=f"persig_{info.dir.name}", config=export.CHART_CONFIG)
             preview = preview_png(info.dir)
             if preview is not None:
                 c3.image(preview, caption="preview (EMA)", width=140)

@@ -478,4 +478,4 @@ with tab_b:
                 loss_records(r.dir), f"τ = {tau:g}" + (" (on the curve)" if not tau else " (perturbed)")
                 + f" — {r.state}", color="#d62728" if not tau else "#1f77b4"))
         st.plotly_chart(render_train.loss_figure(curves, title="SSM loss on data on a curve"),
-                        key="tr_manifold_chart")
+                        key="tr_manifold_chart", config=CHART_CONFIG)
