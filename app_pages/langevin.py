@@ -59,7 +59,17 @@ def figure_specs(keys: tuple, names: tuple, means: tuple, w: float, lim: float, 
     found = {name: out for name, out in zip(names, map(_sample, keys)) if "error" not in out}
     return render.langevin_figures(found, contours(means, (w, 1.0 - w), -lim, lim, DENSITY_N), lim=lim,
                                    means=means, steps=steps, colors=COLORS, label_by=ANNEALED,
-                                   n_traj=N_TRAJ, shown=SHOW_PARTICLES, animate=animate)
+                                   n_traj=N_TRAJ, shown=SHOW_PARTICLES, animate=animate,
+                                   weights=weight_bars(found, means, w))
+
+
+def weight_bars(results: dict, means, w: float) -> dict:
+    """The recovered vs target weights, drawn as bars beside the final particles (one chart to
+    repaint per slider move instead of two)."""
+    bars = {"Target": [w, 1.0 - w]}
+    bars.update({name: out["mode_weights"] for name, out in results.items()})
+    labels = [f"({m[0]:g}, {m[1]:g})" for m in means]
+    return dict(labels=labels, bars=bars, colors=COLORS, title="Weights per mode")
 
 
 st.title("Langevin vs annealed Langevin")
@@ -124,7 +134,8 @@ def lab() -> None:
     keys = tuple(astuple(c) for c in configs.values())
     specs = figure_specs(keys, tuple(configs), means, w, lim, steps, False)
     st.plotly_chart(base.Spec(specs["final"]), key="lv_final", config=export.CHART_CONFIG)
-    st.caption(f"Grey: contours of the target's log-density; × marks the means. Black lines: "
+    st.caption(f"Right: the share of the {n} particles nearest each mode, per sampler, beside the "
+               "target weights. Grey: contours of the target's log-density; × marks the means. Black lines: "
                f"{N_TRAJ} particles' paths from their start (open circle), one point every {steps} "
                "steps (the end of each annealed noise level), clipped to this window: at the large "
                f"noise levels the annealed particles roam far beyond it. {min(n, SHOW_PARTICLES)} "
@@ -147,9 +158,6 @@ def lab() -> None:
     labels = [f"mode at ({a:g}, {a:g})", f"mode at ({-a:g}, {-a:g})"]
     bars = {"Target": [w, 1.0 - w]}
     bars.update({name: out["mode_weights"] for name, out in results.items()})
-    st.plotly_chart(render.weights_figure(labels, bars, colors=COLORS,
-                                          title="Recovered vs target weights"),
-                    key="lv_weights", config=export.CHART_CONFIG)
     st.markdown("**Recovered weights and errors**\n\n"
                 + render.weights_table(bars["Target"], results, labels=labels, target_name="Target"))
     st.caption("Weight error: total variation ½Σ|ŵ_k − w_k| between the share of particles "
@@ -173,7 +181,7 @@ st.latex(r"x_{t+1} = x_t + \frac{\varepsilon}{2}\,\nabla_x \log p(x_t) + \sqrt{\
 st.markdown(
     "Where one component dominates, $\\nabla_x \\log p(x) \\approx -(x-\\mu_k)$: **the weights do "
     "not appear**. Each particle slides into the mode whose basin it starts in and almost never "
-    "crosses the empty region between the modes, so the **red** bars show the share of "
+    "crosses the empty region between the modes, so the **red** bars (right of the particles) show the share of "
     "starting points on each side of the diagonal (about ½, ½), not the target weights "
     "(w, 1 − w). Annealed Langevin starts at a noise level so large that the "
     "noisy components overlap:"

@@ -205,12 +205,19 @@ def _contour(xs, ys, z, axis_suffix: str = "", n_levels: int = 7) -> dict:
                 hoverinfo="skip", name="log-density contours")
 
 
+# The share of the figure's width the particle panels take when a weights panel sits beside them.
+PARTICLES_SHARE = 0.74
+
+
 def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: float,
-                     means=None, height: int = 470, title: str | None = None) -> Spec:
+                     means=None, height: int = 470, title: str | None = None,
+                     weights: dict | None = None) -> Spec:
     """Side-by-side panels of final particles over the target's log-density contours.
 
     Each panel: {"name", "color", "points" (N,2), optional "trajectories" (F,M,2)}; the first
-    trajectory frame is marked as the start (open circle).
+    trajectory frame is marked as the start (open circle). `weights` ({"labels", "bars",
+    "colors", "title"}, as for weights_figure) adds the recovered weights as horizontal bars in a
+    narrow panel on the right of the same figure: a slider move repaints one chart, not two.
     """
     data = []
     annotations = []
@@ -241,9 +248,41 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
         annotations.append(panel_title(panel["name"], i, panel["color"]))
     layout = dict(height=height, showlegend=False, annotations=annotations,
                   **square_axes(lo, hi, n))
+    if weights:
+        for i in range(n):
+            axis = layout[f"xaxis{axis_suffix(i)}"]
+            axis["domain"] = [d * PARTICLES_SHARE for d in axis["domain"]]
+        _weights_panel(data, layout, n, **weights)
     if title:
         layout["title"] = dict(text=title)
     return figure(data, layout, fixed_margin={**AXES_MARGIN, "t": 60 if title else 40})
+
+
+def _weights_panel(data: list, layout: dict, i: int, *, labels: list[str], bars: dict,
+                   colors: dict | None = None, title: str = "Mode weights") -> None:
+    """Grouped horizontal bars on panel i (right of the particle panels): for each mode (a row),
+    one bar per series (target, plain, annealed), each labelled with its series and value."""
+    colors = colors or {}
+    sfx = axis_suffix(i)
+    for name, values in bars.items():
+        # Each bar names its series: no legend, so the narrow panel keeps its height for the bars.
+        short = name.split()[0].lower()
+        data.append(dict(type="bar", orientation="h", y=list(labels), x=[float(v) for v in values],
+                         name=name, xaxis=f"x{sfx}", yaxis=f"y{sfx}",
+                         marker=dict(color=colors.get(name)),
+                         text=[f"{short} {float(v):.3f}" for v in values], textposition="auto",
+                         insidetextanchor="start", cliponaxis=False, textfont=dict(size=11),
+                         hovertemplate=f"{name}: %{{x:.3f}}<extra>%{{y}}</extra>"))
+    left = PARTICLES_SHARE + 0.1
+    layout[f"xaxis{sfx}"] = dict(domain=[left, 1.0], range=[0, 1.0], anchor=f"y{sfx}",
+                                 tickvals=[0, 0.5, 1], showgrid=True, zeroline=False,
+                                 title=dict(text="fraction of particles", standoff=4))
+    layout[f"yaxis{sfx}"] = dict(domain=[0.0, 1.0], anchor=f"x{sfx}", autorange="reversed",
+                                 type="category", showgrid=False)
+    layout["annotations"].append(dict(text=f"<b>{title}</b>", xref=f"x{sfx} domain",
+                                      yref=f"y{sfx} domain", x=0.5, y=1.0, yanchor="bottom",
+                                      showarrow=False))
+    layout.update(barmode="group", bargap=0.25, bargroupgap=0.05)
 
 
 def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_density, *,
@@ -335,13 +374,14 @@ def weights_table(target: list[float], results: dict[str, dict], *, labels: list
 
 def langevin_figures(results: dict[str, dict], grid: dict, *, lim: float, means, steps: int,
                      colors: dict, label_by: str, n_traj: int = 4, shown: int = 1000,
-                     animate: bool = True) -> dict:
+                     animate: bool = True, weights: dict | None = None) -> dict:
     """The Langevin page's two particle figures as Plotly dicts: "final" (final particles, and
     n_traj paths with one point per noise level, i.e. every `steps` steps) and "anim" (both
     samplers' recorded frames, when `animate` and there are exactly two results; else None).
 
     results: {name: engine.lab.comparison arrays}; grid: {"g", "logp"} (the target's density);
-    label_by: the result whose noise levels label the animation's frames (the annealed one).
+    label_by: the result whose noise levels label the animation's frames (the annealed one);
+    weights: the recovered-weights bars drawn beside the final particles (particles_figure).
     """
     panels = []
     for name, out in results.items():
@@ -352,7 +392,8 @@ def langevin_figures(results: dict[str, dict], grid: dict, *, lim: float, means,
         panels.append(dict(name=name, color=colors[name], points=out["x"][:shown],
                            trajectories=frames[at_levels, :n_traj] if frames is not None else None))
     g, logp = grid["g"], grid["logp"]
-    specs = {"final": particles_figure(panels, g, g, logp, lo=-lim, hi=lim, means=means).spec,
+    specs = {"final": particles_figure(panels, g, g, logp, lo=-lim, hi=lim, means=means,
+                                       weights=weights).spec,
              "anim": None}
     if animate and len(results) == 2:
         labelled = results[label_by]

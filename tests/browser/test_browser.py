@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from tests.browser.server import start_server, stop_server, wait_idle
 
-# The Plotly figures as the browser holds them: each chart's div carries its `data`.
+# The Plotly figures as the browser holds them: each chart's div carries its `data`. The weights
+# are horizontal bars beside the final particles (their lengths in x).
 READ_BARS = """() => {
   for (const gd of document.querySelectorAll('.js-plotly-plot')) {
-    if (gd.data && gd.data.length && gd.data[0].type === 'bar') {
-      return gd.data.map(t => [t.name, Array.from(t.y)]);
+    const bars = (gd.data || []).filter(t => t.type === 'bar');
+    if (bars.length) {
+      return bars.map(t => [t.name, Array.from(t.orientation === 'h' ? t.x : t.y)]);
     }
   }
   return null;

@@ -47,7 +47,9 @@ def picture(source: str) -> np.ndarray:
 
 
 def bar_values(spec: dict) -> dict[str, np.ndarray]:
-    return {t["name"]: decode(t["y"]) for t in spec["data"] if t["type"] == "bar"}
+    """The bar traces of a figure by name: their lengths (x for horizontal bars)."""
+    return {t["name"]: decode(t["x"] if t.get("orientation") == "h" else t["y"])
+            for t in spec["data"] if t["type"] == "bar"}
 
 
 def open_page(app_test, path: str):
@@ -79,10 +81,11 @@ def test_home_links_every_present_page(app_test):
 def test_langevin_defaults_are_the_seeds_experiment_and_weight_slider_reaches_figures(app_test):
     at = open_page(app_test, "app_pages/langevin.py")
     assert not at.error
-    assert len(charts(at)) == 2  # the animation is built and sent only on request
+    # One chart: the weights are bars beside the particles; the animation only on request.
+    assert len(charts(at)) == 1
     at.toggle(key="lv_anim").set_value(True).run()
-    final, anim, weights = charts(at)
-    bars = bar_values(weights)
+    final, anim = charts(at)
+    bars = bar_values(final)
     np.testing.assert_allclose(bars["Target"], [0.8, 0.2])
     # The seeds' point, as the page draws it: annealed recovers 0.8/0.2, plain does not.
     assert abs(bars["Annealed Langevin"][0] - 0.8) < 0.05
@@ -93,8 +96,8 @@ def test_langevin_defaults_are_the_seeds_experiment_and_weight_slider_reaches_fi
 
     at.slider(key="lv_w").set_value(0.6).run()
     assert not at.exception
-    final2, _, weights2 = charts(at)
-    np.testing.assert_allclose(bar_values(weights2)["Target"], [0.6, 0.4])
+    final2, _ = charts(at)
+    np.testing.assert_allclose(bar_values(final2)["Target"], [0.6, 0.4])
     assert final2["data"] != final["data"]  # new target: new contours and particles
 
 
@@ -117,7 +120,7 @@ def test_bad_schedule_is_one_sentence_and_plain_still_shows(app_test):
     assert len(at.error) == 1
     message = at.error[0].value
     assert "σ_max" in message and message.count(". ") <= 1
-    assert bar_values(charts(at)[-1]).keys() == {"Target", "Plain Langevin"}
+    assert bar_values(charts(at)[0]).keys() == {"Target", "Plain Langevin"}
 
 
 def test_diverging_step_size_is_reported_with_a_hint(app_test):
@@ -169,7 +172,7 @@ def test_page_batched_sampling_gives_the_cli_particles():
 
 def test_langevin_table_lists_the_bars_and_their_total_variation(app_test):
     at = open_page(app_test, "app_pages/langevin.py")
-    bars = bar_values(charts(at)[-1])
+    bars = bar_values(charts(at)[0])   # the bars beside the final particles
     table = next(m.value for m in at.markdown if "weight error (TV)" in m.value)
     lines = [line for line in table.splitlines() if line.startswith("|")][2:]   # after head, rule
     rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in lines}
