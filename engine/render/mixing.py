@@ -215,9 +215,10 @@ def particles_figure(panels: list[dict], xs, ys, log_density, *, lo: float, hi: 
     """Side-by-side panels of final particles over the target's log-density contours.
 
     Each panel: {"name", "color", "points" (N,2), optional "trajectories" (F,M,2)}; the first
-    trajectory frame is marked as the start (open circle). `weights` ({"labels", "bars",
-    "colors", "title"}, as for weights_figure) adds the recovered weights as horizontal bars in a
-    narrow panel on the right of the same figure: a slider move repaints one chart, not two.
+    trajectory frame is marked as the start (open circle). `weights` ({"labels": mode names,
+    "bars": {series: weights}, "colors": {series: colour}, "title"}) adds the recovered weights as
+    horizontal bars in a narrow panel on the right of the same figure: a slider move repaints one
+    chart, not two.
     """
     data = []
     annotations = []
@@ -341,20 +342,6 @@ def animation_figure(panels: list[dict], frame_labels: list[str], xs, ys, log_de
 
 
 # -- numbers ---------------------------------------------------------------------------------
-
-def weights_figure(labels: list[str], bars: dict, *, colors: dict | None = None,
-                   title: str = "Mode weights", height: int = 330) -> Spec:
-    """Grouped bars: for each mode, one bar per series (e.g. target, plain, annealed)."""
-    colors = colors or {}
-    data = [dict(type="bar", x=list(labels), y=[float(v) for v in values], name=name,
-                   marker=dict(color=colors.get(name)), text=[f"{float(v):.3f}" for v in values],
-                   textposition="outside", cliponaxis=False)
-            for name, values in bars.items()]
-    layout = dict(title=dict(text=title), barmode="group", height=height,
-                  yaxis=dict(range=[0, 1.1], title=dict(text="fraction of particles")),
-                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
-    return figure(data, layout, fixed_margin={**AXES_MARGIN, "t": 80, "b": 30})
-
 
 def weights_table(target: list[float], results: dict[str, dict], *, labels: list[str],
                   corner: str = "", target_name: str = "target", extra: dict | None = None) -> str:

@@ -73,7 +73,10 @@ def test_every_builder_gives_a_spec_plotly_accepts():
                                  dict(name="q", color="blue", frames=frames)],
                                 [f"step {k}" for k in range(5)], g, g, logp, lo=-5, hi=5,
                                 means=[(2, 2)]),
-        render.weights_figure(["a", "b"], {"target": [0.8, 0.2], "got": [0.5, 0.5]}),
+        render.particles_figure([dict(name="p", color="red", points=pts)], g, g, logp, lo=-5, hi=5,
+                                means=[(2, 2)], title="t",
+                                weights={"labels": ["a", "b"], "bars": {"target": [0.8, 0.2], "got": [0.5, 0.5]},
+                                         "colors": {"target": "grey"}, "title": "w"}),
     ]
     for spec in specs:
         fig = go.Figure(spec.spec)   # plotly.py validates every property; raises if invalid
