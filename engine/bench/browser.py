@@ -17,12 +17,15 @@ from engine.paths import PROJECT_ROOT
 
 def add_arguments(p) -> None:
     p.add_argument("--moves", type=int, default=5, help="slider moves per case; medians are reported")
+    p.add_argument("--only", default="", help="comma-separated name fragments of the cases to run, "
+                   "e.g. 'Langevin' (the trivial page always runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
 def run(args) -> int:
     proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "ui" / "browser_bench.py"),
-                           "--moves", str(args.moves)], cwd=PROJECT_ROOT, capture_output=True, text=True)
+                           "--moves", str(args.moves), "--only", args.only], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         lines = (proc.stderr.strip() or "no output").splitlines()
         raise ValueError(f"the browser benchmark failed: {lines[-1]}")
