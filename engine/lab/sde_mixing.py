@@ -13,26 +13,21 @@ from dataclasses import dataclass
 import torch
 
 from engine.lab.mixing import MixResult, noise_generator, summarise
-from engine.sde.sdes import SDE, exact_score_fn, make_sde
+from engine.sde.sdes import SDE, SDEOptions, exact_score_fn
 from engine.samplers.reverse import SDE_SAMPLERS, SDESamplerConfig, sample
 from engine.targets import GaussianMixture
 from engine.training.flags import check_fields, option
 
 
 @dataclass(frozen=True)
-class SDEMixConfig:
+class SDEMixConfig(SDEOptions):
+    # VE: p_1 must be close to N(0, σ_max² I). Data centred at c ≠ 0 shift p_1 by c, a weight bias
+    # of about 0.3·|c|/σ_max (0.8/0.2 at ±(5,5): c = (3,3), ≈ 0.025 at σ_max = 50, ≈ 0.012 at 100)
+    sigma_max: float = option(100.0, "VE: σ_max", low=0, low_open=True, label="σ_max")
     means: tuple[tuple[float, ...], ...] = ((5.0, 5.0), (-5.0, -5.0))
     weights: tuple[float, ...] = (0.8, 0.2)
     stds: tuple[float, ...] | None = None
     sampler: str = option("pc", choices=SDE_SAMPLERS)
-    sde: str = option("ve", "the forward SDE: variance exploding, variance preserving or sub-VP",
-                      choices=("ve", "vp", "subvp"))
-    sigma_min: float = option(0.01, "VE", low=0, low_open=True, label="σ_min")
-    # VE: p_1 must be close to N(0, σ_max² I). Data centred at c ≠ 0 shift p_1 by c, a weight bias
-    # of about 0.3·|c|/σ_max (0.8/0.2 at ±(5,5): c = (3,3), ≈ 0.025 at σ_max = 50, ≈ 0.012 at 100)
-    sigma_max: float = option(100.0, "VE", low=0, low_open=True, label="σ_max")
-    beta_min: float = option(0.1, "VP / sub-VP: β_min", low=0, low_open=True)
-    beta_max: float = option(20.0, "VP / sub-VP: β_max", low=0, low_open=True)
     particles: int = option(1000, low=1, high=100_000, label="number of particles")
     steps: int = 500               # N for sde / pc (range: SDESamplerConfig's)
     snr: float = 0.16
@@ -47,9 +42,6 @@ class SDEMixConfig:
     @property
     def mixture(self) -> GaussianMixture:
         return GaussianMixture.create(self.means, self.weights, self.stds)
-
-    def make_sde(self) -> SDE:
-        return make_sde(self.sde, self.sigma_min, self.sigma_max, self.beta_min, self.beta_max)
 
     def sampler_config(self) -> SDESamplerConfig:
         return SDESamplerConfig(sampler=self.sampler, steps=self.steps, snr=self.snr,

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.targets import LOG_2PI, GaussianMixture
+from engine.training.flags import option
 
 T_END = 1.0
 
@@ -259,6 +260,20 @@ class TutorialVESDE(SDE):
 
     def describe(self) -> dict:
         return {"sde": "ve_tutorial", "sigma": self.sigma}
+
+
+@dataclass(frozen=True)
+class SDEOptions:
+    """The forward-SDE fields a config shares (each a flag) and the SDE they name."""
+    sde: str = option("ve", "the forward SDE: variance exploding, variance preserving or sub-VP",
+                      choices=("ve", "vp", "subvp"))
+    sigma_min: float = option(0.01, "VE: σ_min", low=0, low_open=True, label="σ_min")
+    sigma_max: float = option(50.0, "VE: σ_max", low=0, low_open=True, label="σ_max")
+    beta_min: float = option(0.1, "VP / sub-VP: β_min", low=0, low_open=True)
+    beta_max: float = option(20.0, "VP / sub-VP: β_max", low=0, low_open=True)
+
+    def make_sde(self) -> SDE:
+        return make_sde(self.sde, self.sigma_min, self.sigma_max, self.beta_min, self.beta_max)
 
 
 def make_sde(name: str, sigma_min: float = 0.01, sigma_max: float = 20.0, beta_min: float = 0.1,

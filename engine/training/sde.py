@@ -20,7 +20,7 @@ import torch
 from engine import losses
 from engine.losses import WEIGHTINGS
 from engine.models.time_mlp import build_sde_mlp2d
-from engine.sde.sdes import SDE, TutorialVESDE, make_sde
+from engine.sde.sdes import SDE, SDEOptions, TutorialVESDE
 from engine.targets import GaussianMixture
 from engine.training.flags import check_fields, option
 from engine.training.loop import LoopConfig, LoopResult, Task, resume_point, train_loop
@@ -58,14 +58,8 @@ class ContinuousTrainConfig:
 
 
 @dataclass(frozen=True)
-class SDETrain2DConfig(ContinuousTrainConfig):
+class SDETrain2DConfig(ContinuousTrainConfig, SDEOptions):
     """Every field is a `python -m engine train-sde 2d` flag (engine.training.flags)."""
-    sde: str = option("ve", "the forward SDE: variance exploding, variance preserving or sub-VP",
-                      choices=("ve", "vp", "subvp"))
-    sigma_min: float = option(0.01, "VE: σ_min", low=0, low_open=True, label="σ_min")
-    sigma_max: float = option(50.0, "VE: σ_max", low=0, low_open=True, label="σ_max")
-    beta_min: float = option(0.1, "VP / sub-VP: β_min", low=0, low_open=True)
-    beta_max: float = option(20.0, "VP / sub-VP: β_max", low=0, low_open=True)
     means: tuple[tuple[float, ...], ...] = option(((5.0, 5.0), (-5.0, -5.0)),
                                                   "mixture means, e.g. '5,5;-5,-5'", kind="points")
     weights: tuple[float, ...] = option((0.8, 0.2), "mixture weights, e.g. 0.8,0.2", kind="numbers")
@@ -77,9 +71,6 @@ class SDETrain2DConfig(ContinuousTrainConfig):
         super().validate()
         self.make_sde()
         self.mixture  # noqa: B018 — validates means/weights/stds
-
-    def make_sde(self) -> SDE:
-        return make_sde(self.sde, self.sigma_min, self.sigma_max, self.beta_min, self.beta_max)
 
     @property
     def mixture(self) -> GaussianMixture:
