@@ -13,8 +13,7 @@ from engine.render import export
 from engine.store.checkpoints import CheckpointError, read_meta
 from engine.store.registry import (example_png, image_runs, loss_records, modified, preview_png,
                                    runs_started_with, shipped)
-from engine.mnist.sampling import (SampleConfig, build_ode_sigmas, build_schedule, chosen_mode,
-                                   rule_step_size)
+from engine.mnist.sampling import DEFAULT_ODE_STEPS, SampleConfig, chosen_mode, planned, rule_step_size
 from engine.progress import format_seconds
 from engine.store.jobs import JobManager, read_array
 from engine.store.runs import read_json, read_run
@@ -105,12 +104,6 @@ def remember_finished(jobs_state: dict) -> None:
             if len(store) > 24:
                 store.pop(next(iter(store)))
             store[key] = run_dir
-
-
-def planned(meta: dict, cfg: SampleConfig) -> dict:
-    """What sample_images will run for these settings: mode, levels, total_steps …"""
-    build = build_ode_sigmas if chosen_mode(meta, cfg) == "heun" else build_schedule
-    return build(meta, cfg)[1]
 
 
 def estimate_text(meta: dict, cfg: SampleConfig) -> str:
@@ -260,7 +253,7 @@ if ncsn_choices:
         with c3:
             if ode:
                 ode_steps = url_state.number_input(
-                    "ODE levels n", 2, 200, int((meta.get("sampler") or {}).get("ode_steps", 36)),
+                    "ODE levels n", 2, 200, int((meta.get("sampler") or {}).get("ode_steps", DEFAULT_ODE_STEPS)),
                     key="mnist_ode_steps", help="σ levels of the Heun sampler on a Karras grid "
                                                 "(2n − 1 network evaluations).")
                 T = default_T

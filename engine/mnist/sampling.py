@@ -26,6 +26,9 @@ from engine.samplers.schedules import annealed_step_sizes, karras_sigmas, ncsnv2
 from engine.training.flags import check_fields, option
 
 
+DEFAULT_ODE_STEPS = 18   # Heun levels (35 evaluations); FD on MNIST flat from 12 to 60 levels
+
+
 @dataclass(frozen=True)
 class SampleConfig:
     n: int = option(64, "number of images", low=1, high=4096, label="number of images")
@@ -80,13 +83,19 @@ def chosen_mode(meta: dict, cfg: SampleConfig) -> str:
     return "plain" if meta.get("objective", "ncsn") == "dsm" else "annealed"
 
 
+def planned(meta: dict, cfg: SampleConfig) -> dict:
+    """What sample_images will run for this checkpoint and config: mode, levels, total_steps …"""
+    build = build_ode_sigmas if chosen_mode(meta, cfg) == "heun" else build_schedule
+    return build(meta, cfg)[1]
+
+
 def build_ode_sigmas(meta: dict, cfg: SampleConfig) -> tuple[tuple[float, ...], dict]:
     """The Heun sampler's σ grid over the checkpoint's trained range (with what was chosen)."""
     sch = meta.get("schedule", {})
     if meta.get("objective", "ncsn") == "dsm" or sch.get("noise") != "continuous":
         raise ValueError("The ODE sampler needs a model trained on continuous σ (--noise continuous); "
                          "sample this checkpoint with annealed or plain Langevin.")
-    n = int(cfg.ode_steps or (meta.get("sampler") or {}).get("ode_steps", 36))
+    n = int(cfg.ode_steps or (meta.get("sampler") or {}).get("ode_steps", DEFAULT_ODE_STEPS))
     sigmas = karras_sigmas(n, float(sch["sigma_min"]), float(sch["sigma_max"]))
     info = {"mode": "heun", "ode_steps": n, "levels": n, "sigma_max": sigmas[0],
             "sigma_min": sigmas[-2], "denoise": True, "total_steps": n}

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from engine import losses
+from engine.mnist.sampling import DEFAULT_ODE_STEPS
 from engine.sde.sdes import VESDE
 from engine.models.registry import build_model
 from engine.samplers.schedules import (geometric_sigmas, largest_pairwise_distance, levels_for,
@@ -144,7 +145,7 @@ def default_sampler(schedule: dict) -> dict:
     """How `sample` reads a checkpoint by default: Heun on the probability-flow ODE for a model
     trained on continuous σ, annealed Langevin on its L levels otherwise (plain for the baseline)."""
     if schedule.get("noise") == "continuous":
-        return {"mode": "heun", "ode_steps": 18}   # 35 evaluations; FD flat from 12 to 60 levels
+        return {"mode": "heun", "ode_steps": DEFAULT_ODE_STEPS}
     return {"mode": "annealed" if schedule.get("levels", 1) > 1 else "plain"}
 
 
