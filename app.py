@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from engine.device import available_devices
-from ui import url_state
+from ui import gc_pauses, url_state
 
 ROOT = Path(__file__).resolve().parent
 
@@ -44,3 +44,6 @@ with st.sidebar:
                       "on the CPU: their tensors are tiny.")
 
 current.run()
+# A page's first run imports most of what the process will hold (torch, plotly, …): freeze it out
+# of the garbage collector's full passes, which otherwise cost ~200 ms in a slider move.
+gc_pauses.freeze_after_imports()
