@@ -10,6 +10,11 @@ MutationObserver logs each DOM change. For a move: focus the slider, press an ar
 one way, so every value is new and nothing comes from a cache), wait until the script is idle and
 nothing has arrived or changed for QUIET_MS; latency = last message or DOM change − key press (page
 clock); bytes = the sizes of the messages received in between.
+
+A crowd (`--sessions N`): N browser sessions per page, each moving its own slider at the same
+moment (the key presses a few ms apart), so the server reruns N scripts at once; every session's
+move is one sample. `--train` runs a 2D training job (`python -m engine train2d`, one thread, as
+the Train page starts it) in the background the whole time.
 """
 
 from __future__ import annotations
@@ -114,19 +119,40 @@ def _open(browser, url: str):
     return page
 
 
-def _move(page, slider_index: int, key: str) -> dict:
-    slider = page.locator("[data-testid='stSlider'] input[type='range']").nth(slider_index)
-    slider.focus()
-    page.evaluate("window.__bench.messages = []; window.__bench.changes = []")
-    slider.press(key)
-    page.wait_for_timeout(100)
-    _settle(page)
-    return page.evaluate(RESULT)
+def _move(pages: list, slider_index: int, key: str) -> list[dict]:
+    """Press `key` on slider `slider_index` of every page, one right after the other, then wait
+    for each to settle: one result per page."""
+    sliders = [page.locator("[data-testid='stSlider'] input[type='range']").nth(slider_index)
+               for page in pages]
+    for page, slider in zip(pages, sliders):
+        slider.focus()
+        page.evaluate("window.__bench.messages = []; window.__bench.changes = []")
+    for slider in sliders:
+        slider.press(key)
+    pages[0].wait_for_timeout(100)
+    for page in pages:
+        _settle(page)
+    return [page.evaluate(RESULT) for page in pages]
 
 
-def measure(moves: int, only: str = "") -> dict:
-    """Medians over `moves` interleaved rounds; `only`: comma-separated name fragments to keep
-    (the trivial page always runs: it is the reference)."""
+def _training_job(runs: str) -> subprocess.Popen:
+    """A long 2D training run in the background, one thread (as the Train page's job manager
+    starts it), into a run folder under `runs`."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "engine", "train2d", "--steps", "200000",
+                             "--threads", "1", "--quiet", "--out", str(Path(runs) / "bench-train")],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def measure(moves: int, only: str = "", sessions: int = 1, train: bool = False) -> dict:
+    """Medians (and 95th percentiles) over `moves` interleaved rounds × `sessions` browser
+    sessions per page; `only`: comma-separated name fragments to keep (the trivial page always
+    runs: it is the reference); `train`: a training job runs in the background throughout."""
     from playwright.sync_api import sync_playwright
 
     cases = [  # name, server, path, slider index on the page, key (moves go one way: no cache hits)
@@ -141,6 +167,7 @@ def measure(moves: int, only: str = "") -> dict:
         cases = [c for c in cases if c[1] == "trivial" or any(w in c[0] for w in wanted)]
     with tempfile.TemporaryDirectory() as runs:
         servers = {"app": _serve("app.py", runs), "trivial": _serve("ui/trivial_page.py", runs)}
+        job = _training_job(runs) if train else None
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -149,13 +176,17 @@ def measure(moves: int, only: str = "") -> dict:
                 for name, server, path, _, _ in cases:
                     key = (server, path)
                     if key not in pages:
-                        pages[key] = _open(browser, f"{servers[server][1]}/{path}")
+                        pages[key] = [_open(browser, f"{servers[server][1]}/{path}")
+                                      for _ in range(sessions)]
                 samples: dict = {name: [] for name, *_ in cases}
                 for _ in range(moves):  # interleaved rounds: every case sees the same load
                     for name, server, path, index, key in cases:
-                        samples[name].append(_move(pages[(server, path)], index, key))
+                        samples[name] += _move(pages[(server, path)], index, key)
                 browser.close()
         finally:
+            if job is not None:
+                job.terminate()
+                job.wait(timeout=20)
             for proc, _ in servers.values():
                 proc.terminate()
                 proc.wait(timeout=20)
@@ -167,6 +198,7 @@ def measure(moves: int, only: str = "") -> dict:
         size = statistics.median(s["bytes"] for s in runs_)
         out[name] = {"latency_median_ms": latency, "latency_ms": [round(s["latency_ms"]) for s in runs_],
                      "over_trivial": latency / floor, "bytes_median": size,
+                     "latency_p95_ms": _p95([s["latency_ms"] for s in runs_]),
                      "bytes_over_trivial": size / max(floor_bytes, 1)}
     return out
 
@@ -175,8 +207,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--moves", type=int, default=5)
     parser.add_argument("--only", default="", help="e.g. 'Scores' or 'Langevin: w': cases to run")
+    parser.add_argument("--sessions", type=int, default=1, help="browser sessions moving at once")
+    parser.add_argument("--train", action="store_true", help="a training job runs meanwhile")
     args = parser.parse_args()
-    print(json.dumps(measure(args.moves, args.only)))
+    print(json.dumps(measure(args.moves, args.only, args.sessions, args.train)))
 
 
 if __name__ == "__main__":
