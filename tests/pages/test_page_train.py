@@ -203,19 +203,31 @@ def preview_of(at: AppTest) -> dict | None:
     return None
 
 
+def learned_field_of(at: AppTest) -> str | None:
+    """The learned field's arrows in the "Learned vs exact" section, if it shows one."""
+    for spec in plotly_specs(at):
+        titles = [a.get("text", "") for a in spec["layout"].get("annotations", [])]
+        if titles[:2] == ["Learned score at σ = 1", "Exact score, over log p_σ"]:
+            return json.dumps(spec["data"][:3], sort_keys=True)
+    return None
+
+
 def test_a_running_job_previews_its_latest_checkpoint_and_the_preview_follows_it(runs_root):
     """Watch it learn: two polls of the running job's panel show two different checkpoints' samples
-    and fields (the page's fragment reruns every 2 s; AppTest reruns by hand)."""
+    and fields, and so does the "Learned vs exact" section (both are fragments that rerun every
+    few seconds while a run is active; AppTest reruns by hand)."""
     at = start(open_train_page(), "ncsn", 20000)
     (run,) = run_dirs(runs_root)
-    seen = {}
+    seen, fields = {}, set()
     deadline = time.time() + 240
-    while time.time() < deadline and len(seen) < 2:
+    while time.time() < deadline and (len(seen) < 2 or len(fields) < 2):
         at.run()
         assert not at.exception, at.exception
         pv = preview_of(at)
-        if pv is not None:
+        if pv is not None and len(seen) < 2:
             seen.setdefault(pv["title"], pv)
+        if pv is not None:
+            fields.add(learned_field_of(at))
         time.sleep(0.5)
     assert len(seen) == 2, (list(seen), (run / "log.txt").read_text()[-400:])
     first, second = seen.values()
@@ -224,6 +236,8 @@ def test_a_running_job_previews_its_latest_checkpoint_and_the_preview_follows_it
     assert first["titles"][1:] == ["Learned score at σ = 1", "Exact score"]
     assert first["x"] != second["x"]                                    # new samples, same seed
     assert any("Watching it learn" in c.value for c in at.caption)   # the fixture cancels the job
+    assert None not in fields and len(fields) >= 2       # "Learned vs exact" follows the run too
+    assert any("Recovered weights are sampled once the run ends" in c.value for c in at.caption)
 
 
 def test_finished_ncsn_run_shows_its_recovered_weights_next_to_the_exact_score(runs_root):
