@@ -1,8 +1,8 @@
 """Keep Python's cyclic garbage collector from pausing slider moves.
 
 A full (generation 2) collection walks every container object the process tracks. With torch,
-plotly, numba and Streamlit imported that is over a million objects, and a full collection takes
-130–240 ms on a 2-core machine. The Langevin page allocates enough per slider move (figure dicts,
+plotly, numba and Streamlit imported that is about 320,000 objects after the Langevin page's first
+run, and a full collection takes 130–240 ms on a 2-core machine. The Langevin page allocates enough per slider move (figure dicts,
 protobuf deltas, NumPy results) that one ran on almost every move, in the middle of the rerun:
 measured with a gc callback in the server during `python -m engine bench browser`, six moves of
 six had one, 176–236 ms each, more than the whole rest of the rerun.
@@ -10,7 +10,7 @@ six had one, 176–236 ms each, more than the whole rest of the rerun.
 `gc.freeze()` moves every object tracked at that moment into a permanent generation that
 collections skip; objects created later are collected as usual, and frozen ones are still freed by
 reference counting (only cycles among them would be kept). So after the imports of a page — the
-bulk of the million — we collect once and freeze, and later full collections walk only what the
+bulk of those objects — we collect once and freeze, and later full collections walk only what the
 app made since: a few milliseconds.
 """
 
