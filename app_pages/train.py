@@ -359,65 +359,65 @@ def inspect_run() -> None:
     its own every 3 s, so a running job's newest checkpoint shows up here as it saves (each field
     is cached by the checkpoint's write time)."""
     st.subheader("Learned vs exact score")
-    done = [r for r in train_runs() if r.checkpoint is not None]
+    done = {str(r.dir): r for r in train_runs() if r.checkpoint is not None}
     if not done:
         st.info("A run's model appears here once it has saved a checkpoint.")
+        return
+    if st.session_state.get("tr_selected") in done:   # a run just started here, now with a model
+        st.session_state["tr_inspect"] = st.session_state.pop("tr_selected")
+    pick = st.selectbox("Run", list(done), key="tr_inspect",
+                        format_func=lambda k: run_label(done[k]) + ("" if done[k].state == "finished"
+                                                                    else f" ({done[k].state})"))
+    model = str(Path(pick) / "model")
+    try:
+        meta = read_meta(model)
+    except (CheckpointError, OSError) as err:
+        st.error(str(err))
+        return
+    sigmas = [float(s) for s in meta.get("sigmas") or []]
+    if len(sigmas) > 1:
+        view_sigma = st.select_slider("σ to compare at", sigmas[::-1], value=sigmas[-1],
+                                      format_func=lambda s: f"{s:.3g}", key="tr_view_sigma")
     else:
-        labels = {str(r.dir): run_label(r) + ("" if r.state == "finished" else f" ({r.state})") for r in done}
-        states = {str(r.dir): r.state for r in done}
-        keys = list(labels)
-        chosen = st.session_state.get("tr_selected")
-        index = keys.index(chosen) if chosen in keys else 0
-        pick = st.selectbox("Run", keys, index=index, format_func=labels.get, key="tr_inspect")
-        model = str(Path(pick) / "model")
-        try:
-            meta = read_meta(model)
-        except (CheckpointError, OSError) as err:
-            st.error(str(err))
-        else:
-            sigmas = [float(s) for s in meta.get("sigmas") or []]
-            if len(sigmas) > 1:
-                view_sigma = st.select_slider("σ to compare at", sigmas[::-1], value=sigmas[-1],
-                                              format_func=lambda s: f"{s:.3g}", key="tr_view_sigma")
-            else:
-                view_sigma = sigmas[0] if sigmas else 0.0
-                st.caption(f"This {meta.get('objective', '').upper()} model estimates the score at "
-                           f"σ = {view_sigma:g}" + (" (the clean data)." if not sigmas else "."))
-            try:
-                cmp = field_view(model, view_sigma, modified(model))
-            except (CheckpointError, OSError) as err:
-                st.error(str(err))
-                cmp = {}
-            if "exact" in cmp:
-                st.plotly_chart(render_train.fields_figure(cmp), key="tr_fields", config=CHART_CONFIG)
-                metrics = meta.get("metrics") or {}
-                c1, c2, c3 = st.columns(3)
-                if metrics.get("fisher") is not None:
-                    floor = metrics.get("fisher_floor")
-                    c1.metric("Fisher divergence under the data", f"{metrics['fisher']:.4g}",
-                              help="½ E_p‖s_θ(x, σ_min) − ∇log p(x)‖² on 2000 held-out points."
-                                   + (f" The exact noisy score ∇log p_σ at this σ scores {floor:.3g}: "
-                                      "that much is the bias of learning a noisy score." if floor else ""))
-                c2.metric("Final loss", f"{metrics.get('loss', float('nan')):.4g}")
-                c3.metric("Seconds per step", f"{meta.get('sec_per_step', float('nan')):.3g}")
-                st.caption("The error map is the seeds' point made by your own run: the learned score is "
-                           "accurate where the data are (inside the contours) and wrong in low-density "
-                           "regions, where there were few training points. At large σ the noisy data "
-                           "fill the plane and the error shrinks — why annealing works.")
-                if len(metrics.get("fisher_sigma") or {}) > 1:
-                    st.plotly_chart(render_train.fisher_sigma_figure(metrics["fisher_sigma"]),
-                                    key="tr_fisher_sigma", config=CHART_CONFIG)
-                if len(sigmas) > 1 and states.get(pick) in ACTIVE:
-                    st.caption("Recovered weights are sampled once the run ends (a sampling per "
-                               "checkpoint would slow it down); the preview under **Runs** shows "
-                               "the weights so far.")
-                elif len(sigmas) > 1:
-                    recovered_weights(model)
-            elif cmp:
-                st.plotly_chart(render_train.fields_figure(cmp, data_points=cmp["data_points"]),
-                                key="tr_fields", config=CHART_CONFIG)
-                st.caption("No exact score for this data set: the learned field is drawn over the data. "
-                           "Fisher divergences need a Gaussian mixture.")
+        view_sigma = sigmas[0] if sigmas else 0.0
+        st.caption(f"This {meta.get('objective', '').upper()} model estimates the score at "
+                   f"σ = {view_sigma:g}" + (" (the clean data)." if not sigmas else "."))
+    try:
+        cmp = field_view(model, view_sigma, modified(model))
+    except (CheckpointError, OSError) as err:
+        st.error(str(err))
+        return
+    if "exact" not in cmp:
+        st.plotly_chart(render_train.fields_figure(cmp, data_points=cmp["data_points"]),
+                        key="tr_fields", config=CHART_CONFIG)
+        st.caption("No exact score for this data set: the learned field is drawn over the data. "
+                   "Fisher divergences need a Gaussian mixture.")
+        return
+    st.plotly_chart(render_train.fields_figure(cmp), key="tr_fields", config=CHART_CONFIG)
+    metrics = meta.get("metrics") or {}
+    c1, c2, c3 = st.columns(3)
+    if metrics.get("fisher") is not None:
+        floor = metrics.get("fisher_floor")
+        c1.metric("Fisher divergence under the data", f"{metrics['fisher']:.4g}",
+                  help="½ E_p‖s_θ(x, σ_min) − ∇log p(x)‖² on 2000 held-out points."
+                       + (f" The exact noisy score ∇log p_σ at this σ scores {floor:.3g}: "
+                          "that much is the bias of learning a noisy score." if floor else ""))
+    c2.metric("Final loss", f"{metrics.get('loss', float('nan')):.4g}")
+    c3.metric("Seconds per step", f"{meta.get('sec_per_step', float('nan')):.3g}")
+    st.caption("The error map is the seeds' point made by your own run: the learned score is "
+               "accurate where the data are (inside the contours) and wrong in low-density "
+               "regions, where there were few training points. At large σ the noisy data "
+               "fill the plane and the error shrinks — why annealing works.")
+    if len(metrics.get("fisher_sigma") or {}) > 1:
+        st.plotly_chart(render_train.fisher_sigma_figure(metrics["fisher_sigma"]),
+                        key="tr_fisher_sigma", config=CHART_CONFIG)
+    if len(sigmas) < 2:
+        return
+    if done[pick].state in ACTIVE:
+        st.caption("Recovered weights are sampled once the run ends (a sampling per checkpoint "
+                   "would slow it down); the preview under **Runs** shows the weights so far.")
+    else:
+        recovered_weights(model)
 
 
 st.fragment(run_every=3 if _active_now else None)(inspect_run)()

@@ -215,9 +215,15 @@ def learned_field_of(at: AppTest) -> str | None:
 def test_a_running_job_previews_its_latest_checkpoint_and_the_preview_follows_it(runs_root):
     """Watch it learn: two polls of the running job's panel show two different checkpoints' samples
     and fields, and so does the "Learned vs exact" section (both are fragments that rerun every
-    few seconds while a run is active; AppTest reruns by hand)."""
+    few seconds while a run is active; AppTest reruns by hand). An earlier finished run is there
+    too: the section switches to the new run once it has a model, and follows it."""
+    from engine.training.toy2d import Train2DConfig, train, write_run_config
+
+    earlier = runs_root / "earlier-ncsn"
+    write_run_config(earlier, "ncsn", ["train2d"], Train2DConfig(steps=300, eval_every=0))
+    train(Train2DConfig(steps=300, eval_every=0), earlier)
     at = start(open_train_page(), "ncsn", 20000)
-    (run,) = run_dirs(runs_root)
+    run = next(d for d in run_dirs(runs_root) if d != earlier)
     seen, fields = {}, set()
     deadline = time.time() + 240
     while time.time() < deadline and (len(seen) < 2 or len(fields) < 2):
