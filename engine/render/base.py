@@ -106,12 +106,19 @@ def figure(data, layout: dict, frames=None, *, fixed_margin: dict | None = None)
     return Spec(typed(spec))
 
 
+# Streamlit's Plotly theme uses the colours #000001 … #000010 as placeholders and swaps them for
+# theme colours in the browser; Magma and Inferno start at #000004, which drew a pink end on their
+# colour bars. Black stands in for them.
+_STREAMLIT_PLACEHOLDERS = {f"#{i:06d}" for i in range(1, 11)}
+
+
 def colorscale(name_or_list):
     """A named plotly.py colour scale ('Magma', 'Viridis_r', …) as the explicit list Plotly.js
-    needs (it knows only a few names, and these specs skip plotly.py's expansion)."""
-    if isinstance(name_or_list, str):
-        return [list(step) for step in _named_colorscale(name_or_list)]
-    return name_or_list
+    needs (it knows only a few names, and these specs skip plotly.py's expansion), with no colour
+    Streamlit would replace."""
+    steps = _named_colorscale(name_or_list) if isinstance(name_or_list, str) else name_or_list
+    return [[stop, "#000000" if str(color).lower() in _STREAMLIT_PLACEHOLDERS else color]
+            for stop, color in steps]
 
 
 @functools.lru_cache(maxsize=64)

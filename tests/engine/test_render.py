@@ -191,3 +191,19 @@ def test_log_axes_label_whole_decades():
     assert log_axis("σ") == {"type": "log", "dtick": 1, "exponentformat": "none", "title": {"text": "σ"}}
     fig = per_sigma_figure({0.1: 1.0, 10.0: 0.01}, title="t", y_title="Fisher divergence")
     assert fig.layout.xaxis.dtick == 1 and fig.layout.yaxis.title.text == "Fisher divergence"
+
+
+def test_colour_scales_avoid_the_colours_streamlit_replaces_with_its_theme():
+    """Streamlit swaps #000001 … #000010 for theme colours in the browser; Magma starts at #000004
+    (its colour bar drew a pink end). The scales Score Lab sends keep every other stop."""
+    from plotly.colors import get_colorscale
+
+    from engine.render.base import colorscale
+
+    placeholders = {f"#{i:06d}" for i in range(1, 11)}
+    for name in ("Magma", "Inferno", "Viridis"):
+        original, sent = get_colorscale(name), colorscale(name)
+        assert not {c.lower() for _, c in sent} & placeholders
+        assert [s for s, _ in sent] == [s for s, _ in original]
+        assert sum(a != b for (_, a), (_, b) in zip(original, sent)) == (0 if name == "Viridis" else 1)
+    assert colorscale("Magma")[0] == [0.0, "#000000"]
