@@ -11,21 +11,30 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.render.base import MARGIN, log_axis
-from engine.render.mixing import arrow_segments
+from engine.render.base import MARGIN, colorbar_trace, f32, heat_image, log_axis
+from engine.render.mixing import arrow_segments, density_contours
 
 OBJECTIVE_COLORS = {"esm": "#2ca02c", "ism": "#9467bd", "ssm": "#ff7f0e", "ssm-vr": "#d62728",
                     "dsm": "#8c564b", "ncsn": "#1f77b4"}
 
 
+# log p_σ from low (grey) to high (white): Plotly's reversed "Greys" at 35 % over white, as one
+# scale, so the picture and its colour bar agree.
+DENSITY_GREYS = [[0.0, "rgb(166,166,166)"], [1.0, "rgb(255,255,255)"]]
+
+
 def _density_panel(fig, cmp: dict, col: int, colour_bar: bool = False) -> None:
-    """log p_σ as a grey filled contour (with a horizontal colour bar under the panel if asked)."""
-    bar = dict(showscale=True, colorbar=dict(orientation="h", x=0.5, xanchor="center", y=-0.12,
-                                             len=0.3, thickness=10, title=dict(text="log p_σ", side="top")))
-    fig.add_trace(go.Contour(x=cmp["xs"], y=cmp["ys"], z=cmp["logp"], ncontours=12,
-                             colorscale="Greys", reversescale=True, opacity=0.35,
-                             contours=dict(coloring="fill", showlines=False),
-                             hoverinfo="skip", **(bar if colour_bar else dict(showscale=False))), 1, col)
+    """log p_σ as a grey picture under panel `col` (base.heat_image: one WebP image instead of a
+    filled contour the browser computes on every redraw), with a horizontal colour bar under the
+    panel if asked."""
+    lo, hi, logp = float(cmp["xs"][0]), float(cmp["xs"][-1]), np.asarray(cmp["logp"])
+    sfx = "" if col == 1 else str(col)
+    fig.add_layout_image(heat_image(logp, lo, hi, DENSITY_GREYS), xref=f"x{sfx}", yref=f"y{sfx}")
+    if colour_bar:
+        bar = colorbar_trace(DENSITY_GREYS, float(logp.min()), float(logp.max()), "log p_σ",
+                             orientation="h", x=0.5, xanchor="center", y=-0.12, len=0.3)
+        bar["marker"]["colorbar"].update(thickness=10, title=dict(text="log p_σ", side="top"))
+        fig.add_trace(go.Scatter(bar), 1, col)
 
 
 def _points_panel(fig, points, col: int, color: str = "gray", size: int = 2, opacity: float = 0.5,
@@ -40,7 +49,7 @@ def _arrows_panel(fig, cmp: dict, key: str, color: str, col: int) -> None:
     xs = cmp["xs"]
     spacing = (float(xs[-1]) - float(xs[0])) / max(int(math.sqrt(len(cmp["arrows"]))) - 1, 1)
     ax_, ay_ = arrow_segments(cmp["arrows"], cmp[key], 0.9 * spacing)
-    fig.add_trace(go.Scattergl(x=ax_, y=ay_, mode="lines", line=dict(color=color, width=1.3),
+    fig.add_trace(go.Scatter(x=f32(ax_), y=f32(ay_), mode="lines", line=dict(color=color, width=1.3),
                                hoverinfo="skip", name=key), 1, col)
 
 
@@ -71,15 +80,15 @@ def fields_figure(cmp: dict, data_points=None, height: int = 420) -> go.Figure:
             _points_panel(fig, np.asarray(data_points)[:1500], col)
         _arrows_panel(fig, cmp, key, color, col)
     if has_exact:
+        # The error map as a picture too, with its colour bar; white iso-lines of log p_σ on top.
         err = np.log10(np.maximum(cmp["err"], 1e-4))
-        fig.add_trace(go.Heatmap(x=xs, y=ys, z=err, colorscale="Magma",
-                                 colorbar=dict(title=dict(text="log₁₀ error", side="right"),
-                                               thickness=12, x=1.0),
-                                 hovertemplate="x₁=%{x:.2f}<br>x₂=%{y:.2f}<br>log₁₀ err=%{z:.2f}"
-                                               "<extra></extra>"), 1, 3)
+        lo, hi = float(xs[0]), float(xs[-1])
+        fig.add_layout_image(heat_image(err, lo, hi, "Magma"), xref="x3", yref="y3")
+        fig.add_trace(go.Scatter(colorbar_trace("Magma", float(err.min()), float(err.max()),
+                                                "log₁₀ error", x=1.0)), 1, 3)
         if "logp" in cmp:
-            fig.add_trace(go.Contour(x=xs, y=ys, z=cmp["logp"], showscale=False, ncontours=8,
-                                     contours=dict(coloring="none"), line=dict(color="white", width=1),
+            lx, ly = density_contours(xs, ys, cmp["logp"], n_levels=8)
+            fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", line=dict(color="white", width=1),
                                      hoverinfo="skip"), 1, 3)
     _square_axes(fig, len(titles), float(xs[0]), float(xs[-1]))
     fig.update_layout(height=height + 40, showlegend=False, margin=dict(MARGIN, b=60))
