@@ -183,6 +183,7 @@ def measure(moves: int, only: str = "", sessions: int = 1, train: bool = False) 
                     for name, server, path, index, key in cases:
                         samples[name] += _move(pages[(server, path)], index, key)
                 browser.close()
+            training_throughout = job is not None and job.poll() is None
         finally:
             if job is not None:
                 job.terminate()
@@ -200,6 +201,8 @@ def measure(moves: int, only: str = "", sessions: int = 1, train: bool = False) 
                      "over_trivial": latency / floor, "bytes_median": size,
                      "latency_p95_ms": _p95([s["latency_ms"] for s in runs_]),
                      "bytes_over_trivial": size / max(floor_bytes, 1)}
+    if train:   # a run that ended (or failed to start) early did not load every move
+        out["training_job_ran_throughout"] = training_throughout
     return out
 
 

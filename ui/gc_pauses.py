@@ -2,8 +2,9 @@
 
 A full (generation 2) collection walks every container object the process tracks. With torch,
 plotly, numba and Streamlit imported that is about 320,000 objects after the Langevin page's first
-run, and a full collection takes 130–240 ms on a 2-core machine. The Langevin page allocates enough per slider move (figure dicts,
-protobuf deltas, NumPy results) that one ran on almost every move, in the middle of the rerun:
+run, and a full collection takes 130–240 ms on a 2-core machine. The Langevin page allocates
+enough per slider move (figure dicts, protobuf deltas, NumPy results) that one ran on almost every
+move, in the middle of the rerun:
 measured with a gc callback in the server during `python -m engine bench browser`, six moves of
 six had one, 176–236 ms each, more than the whole rest of the rerun.
 
@@ -27,7 +28,7 @@ def freeze_after_imports() -> bool:
     first run); otherwise do nothing (a cheap check). True when it froze."""
     global _frozen_with_modules
     modules = len(sys.modules)
-    if modules <= _frozen_with_modules:
+    if modules == _frozen_with_modules:
         return False
     gc.collect()   # what is garbage now is not frozen with the rest
     gc.freeze()

@@ -46,6 +46,8 @@ def run(args) -> int:
         return 0
     crowd = (f", {args.sessions} sessions moving at once" if args.sessions > 1 else "") + \
         (", a training job running" if args.train else "")
+    if args.train and not result.get("training_job_ran_throughout"):
+        crowd += " (it ended before the last move)"
     print(f"headless Chromium, key press → page idle, median of {args.moves * args.sessions} moves"
           f"{crowd} (machine load {result.get('load_average_1min', float('nan')):.2f}):")
     print(f"  {'slider':<18} {'latency':>9} {'× trivial':>10} {'p95':>9} {'KB/move':>9} {'× trivial':>10}"
